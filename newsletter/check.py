@@ -1,0 +1,244 @@
+"""Check an issue file against the issue format and turn it into the model.
+
+Every problem in the file is collected and reported at once as ``FILE:LINE:COL``.
+The format is declared once below (``ISSUE``); ``newsletter schema`` prints the same
+declaration as JSON Schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from newsletter import images
+from newsletter.errors import Invalid, Problem
+from newsletter.model import SECTION_KEYS, Card, Image, Issue, Item, MorePost, Paper, Section
+from newsletter.shapes import (
+    Context,
+    Custom,
+    Date,
+    Field,
+    Integer,
+    ListOf,
+    Markdown,
+    Mapping,
+    Shape,
+    Text,
+    Url,
+    is_web_url,
+)
+from newsletter.source import Path_, Source, load_yaml
+
+PREHEADER_MAX = 150
+LANG_PATTERN = r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*"
+_NEW_ARXIV = r"\d{2}(0[1-9]|1[0-2])\.\d{4,5}(v[1-9]\d*)?"
+_OLD_ARXIV = r"[a-z]+(-[a-z]+)*(\.[A-Z]{2})?/\d{2}(0[1-9]|1[0-2])\d{3}(v[1-9]\d*)?"
+ARXIV_PATTERN = f"{_NEW_ARXIV}|{_OLD_ARXIV}"
+
+
+def _arxiv(value: Any, path: Path_, ctx: Context) -> Any:
+    if isinstance(value, float):
+        return ctx.error(path, f'quote the arXiv id, or YAML reads it as a number: "{value}"')
+    if not isinstance(value, str):
+        return ctx.error(path, "expected an arXiv id as text")
+    if not re.fullmatch(ARXIV_PATTERN, value.strip()):
+        return ctx.error(
+            path, f"'{value}' is not an arXiv id (like 2109.10686, 2109.10686v2 or cs/0112017)"
+        )
+    return value.strip()
+
+
+class _AnyValue(Shape):
+    """Lets a rule see the raw value (to give a better message than 'expected text')."""
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+
+def _image_src(value: str, path: Path_, ctx: Context) -> Any:
+    if "://" in value:
+        if not is_web_url(value, ("https",)):
+            return ctx.error(path, f"'{value}' is neither a file path nor an https URL")
+        return value
+    file = (ctx.base_dir / value).resolve()
+    if value.startswith("/") or not file.is_relative_to(ctx.base_dir.resolve()):
+        return ctx.error(path, f"'{value}' must be a path inside {ctx.base_dir.name}/ (like img/figure.png)")
+    if not file.is_file():
+        return ctx.error(path, f"image file '{value}' does not exist")
+    if images.size_of(file) is None:
+        return ctx.error(path, f"'{value}' is not a PNG, JPEG, GIF or WebP image")
+    return value
+
+
+def _build_image(src: str, alt: str | None, caption: str | None, base_dir: Path) -> Image:
+    file = None if "://" in src else (base_dir / src).resolve()
+    width, height = (images.size_of(file) or (None, None)) if file else (None, None)
+    return Image(src=src, alt=alt or "", caption=caption, file=file, width=width, height=height)
+
+
+def _source_of(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def issue_format(base_dir: Path) -> Mapping:
+    """The issue format. ``base_dir`` is where relative image paths start."""
+    one_line = Text()
+    image = Mapping(
+        {
+            "src": Field(Custom(Text(), _image_src), "A path relative to the issue file, or an https URL", True),
+            "alt": Field(Text(), 'What the image shows, for screen readers ("" marks decoration)', True),
+            "caption": Field(one_line, "Shown under the image"),
+        },
+        lambda src, alt, caption: _build_image(src, alt, caption, base_dir),
+    )
+    item = Mapping(
+        {
+            "title": Field(one_line, "The linked headline", True),
+            "url": Field(Url(), "Where the title links (http or https)", True),
+            "summary": Field(Markdown(), "A short summary in Markdown", True),
+            "source": Field(one_line, "Shown after the title; default: the URL's host"),
+            "image": Field(image, "An optional figure"),
+            "paper": Field(
+                Mapping(
+                    {
+                        "arxiv": Field(Custom(_AnyValue(), _arxiv, pattern=f"^(?:{ARXIV_PATTERN})$"),
+                                       'The arXiv id, quoted: "2109.10686"', True),
+                        "title": Field(one_line, "The paper's title", True),
+                    },
+                    Paper,
+                ),
+                "The paper this item is about",
+            ),
+            "card": Field(
+                Mapping(
+                    {
+                        "title": Field(one_line, "The linked page's title", True),
+                        "description": Field(one_line, "The linked page's description"),
+                    },
+                    Card,
+                ),
+                "A link preview, as newsletter services show one",
+            ),
+        },
+        lambda source, **f: Item(source=source or _source_of(f["url"]), **f),
+    )
+    sections = Mapping({key: Field(ListOf(item), f"The {key.replace('_', ' ')} section") for key in SECTION_KEYS})
+    more = Mapping(
+        {
+            "title": Field(one_line, "The post's title", True),
+            "url": Field(Url(), "The post's address", True),
+            "description": Field(one_line, "One line about it"),
+        },
+        MorePost,
+    )
+    return Mapping(
+        {
+            "number": Field(Integer(), "The issue number, unique in issues/", True),
+            "date": Field(Date(), "The issue date, YYYY-MM-DD", True),
+            "title": Field(one_line, "The issue's title", True),
+            "subject": Field(one_line, 'The email subject; default "<name> #<number>: <title>"'),
+            "preheader": Field(one_line, f"Inbox preview text (at most {PREHEADER_MAX} characters)"),
+            "lang": Field(Text(pattern=LANG_PATTERN), "Language code (en, ja, zh, ...)"),
+            "intro": Field(Markdown(), "Opening paragraph(s) in Markdown"),
+            "highlights": Field(ListOf(Markdown()), "The issue's highlights, one Markdown line each"),
+            "sections": Field(sections, "The sections of linked items", True),
+            "more": Field(ListOf(more), "More posts, listed at the end"),
+            "outro": Field(Markdown(), "Closing words in Markdown, before the footer"),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Checked:
+    issue: Issue
+    warnings: list[Problem]
+
+
+def check_issue(path: Path, default_lang: str = "en", display: str | None = None) -> Checked:
+    """Load and check one issue file. Raises ``Invalid`` with every problem found."""
+    source = load_yaml(path, display, what="issue")
+    ctx = Context(source, path.parent, list(source.problems))
+    data = issue_format(path.parent).check(source.data, (), ctx)
+    if isinstance(data, dict):
+        _check_whole(data, source, ctx, path)
+    errors = [p for p in ctx.problems if not p.warning]
+    if errors or not isinstance(data, dict):
+        raise Invalid(sorted(ctx.problems, key=_order))
+    sections = tuple(
+        Section(key, tuple(data["sections"][key])) for key in SECTION_KEYS if data["sections"][key]
+    )
+    issue = Issue(
+        path=path,
+        number=data["number"],
+        date=data["date"],
+        title=data["title"],
+        lang=data["lang"] or default_lang,
+        sections=sections,
+        subject=data["subject"],
+        preheader=data["preheader"],
+        intro=data["intro"],
+        highlights=tuple(data["highlights"] or ()),
+        more=tuple(data["more"] or ()),
+        outro=data["outro"],
+    )
+    return Checked(issue, sorted(ctx.problems, key=_order))
+
+
+def _order(p: Problem) -> tuple[int, int]:
+    return (p.where.line, p.where.col) if p.where else (0, 0)
+
+
+def _check_whole(data: dict[str, Any], source: Source, ctx: Context, path: Path) -> None:
+    """Rules across fields: at least one item, repeated URLs, preheader length, numbers."""
+    raw_sections = source.data.get("sections")
+    if isinstance(raw_sections, dict) and not any(raw_sections.get(k) for k in SECTION_KEYS):
+        ctx.error(("sections",), "has no items; add at least one item to a section")
+    if data.get("preheader") and len(data["preheader"]) > PREHEADER_MAX:
+        ctx.warn(("preheader",), f"is {len(data['preheader'])} characters; inboxes show about {PREHEADER_MAX}")
+    _warn_repeated_urls(source, ctx)
+    if isinstance(data.get("number"), int):
+        _check_unique_number(data["number"], path, ctx)
+
+
+def _warn_repeated_urls(source: Source, ctx: Context) -> None:
+    found: list[tuple[str, Path_]] = []
+    sections = source.data.get("sections") if isinstance(source.data, dict) else None
+    for key, items in (sections or {}).items() if isinstance(sections, dict) else ():
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            if isinstance(item, dict) and isinstance(item.get("url"), str):
+                found.append((item["url"].strip(), ("sections", key, i, "url")))
+    for i, post in enumerate(source.data.get("more") or () if isinstance(source.data.get("more"), list) else ()):
+        if isinstance(post, dict) and isinstance(post.get("url"), str):
+            found.append((post["url"].strip(), ("more", i, "url")))
+    counts = Counter(url for url, _ in found)
+    first: dict[str, Path_] = {}
+    for url, where in found:
+        if counts[url] > 1 and url in first:
+            line = source.where(first[url]).line
+            ctx.warn(where, f"the same URL is already linked on line {line}")
+        first.setdefault(url, where)
+
+
+_NUMBER_LINE = re.compile(r"^number:\s*(\d+)\s*(?:#.*)?$", re.M)
+
+
+def _check_unique_number(number: int, path: Path, ctx: Context) -> None:
+    """Other issue files in the same folder must not use the same number."""
+    here = path.resolve()
+    for other in sorted(path.parent.glob("*.y*ml")):
+        if other.resolve() == here:
+            continue
+        try:
+            match = _NUMBER_LINE.search(other.read_text("utf-8", errors="replace"))
+        except OSError:
+            continue
+        if match and int(match.group(1)) == number:
+            ctx.error(("number",), f"{number} is already the number of {other.parent.name}/{other.name}")

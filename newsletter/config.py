@@ -1,0 +1,182 @@
+"""Find and check ``newsletter.yaml`` once, into one ``Settings`` object passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+from newsletter.errors import Invalid, NewsletterError
+from newsletter.model import SECTION_KEYS
+from newsletter.shapes import Boolean, Context, Custom, Field, Integer, Mapping, Markdown, OneOf, Text, Url
+from newsletter.source import Path_, load_yaml
+
+CONFIG_NAME = "newsletter.yaml"
+
+
+@dataclass(frozen=True)
+class Utm:
+    enabled: bool = True
+    source: str = "newsletter"
+    medium: str = "email"
+    campaign: str = "{name} #{number}"
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str = "127.0.0.1"
+    port: int = 8025
+    username: str | None = None
+    security: str = "none"
+    connections: int = 4
+    rate: float = 10.0
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    url: str | None = None
+    mailto: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything newsletter.yaml says, with defaults filled in and paths made absolute."""
+
+    file: Path
+    name: str
+    lang: str = "en"
+    sender: str | None = None
+    reply_to: str | None = None
+    base_url: str | None = None
+    postal_address: str | None = None
+    about: str | None = None
+    utm: Utm = field(default_factory=Utm)
+    labels: dict[str, str] = field(default_factory=dict)
+    smtp: Smtp = field(default_factory=Smtp)
+    unsubscribe: Unsubscribe = field(default_factory=Unsubscribe)
+    subscribers: Path = Path("subscribers.db")
+    layouts: Path = Path("layouts")
+
+    @property
+    def root(self) -> Path:
+        return self.file.parent
+
+
+def _address(value: str, path: Path_, ctx: Context) -> Any:
+    name, addr = parseaddr(value)
+    if "@" not in addr or " " in addr:
+        return ctx.error(path, f"'{value}' is not an email address like \"Name <news@example.com>\"")
+    return value
+
+
+def _unsubscribe_url(value: str, path: Path_, ctx: Context) -> Any:
+    if "{token}" not in value:
+        return ctx.error(path, "must contain {token}, where each subscriber's token goes")
+    return value
+
+
+def _format() -> Mapping:
+    address = Custom(Text(), _address)
+    return Mapping(
+        {
+            "name": Field(Text(), "The newsletter's name", True),
+            "lang": Field(Text(pattern=r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*"), "Default language of issues"),
+            "from": Field(address, "The sender, like \"Akira <news@example.com>\""),
+            "reply_to": Field(address, "Where replies go"),
+            "base_url": Field(Url(), "The web archive's address"),
+            "postal_address": Field(Text(), "Your postal address (required to send)"),
+            "about": Field(Markdown(), "About the newsletter, in the footer"),
+            "utm": Field(
+                Mapping(
+                    {
+                        "enabled": Field(Boolean(), "Add UTM parameters to outbound links"),
+                        "source": Field(Text(), "utm_source"),
+                        "medium": Field(Text(), "utm_medium"),
+                        "campaign": Field(Text(), "utm_campaign; {name} and {number} are filled in"),
+                    }
+                ),
+                "Link tracking parameters",
+            ),
+            "sections": Field(
+                Mapping({k: Field(Text(), f"Label of the {k} section") for k in SECTION_KEYS}),
+                "Section label overrides",
+            ),
+            "smtp": Field(
+                Mapping(
+                    {
+                        "host": Field(Text(), "SMTP host", True),
+                        "port": Field(Integer(), "SMTP port"),
+                        "username": Field(Text(), "SMTP login; the password comes from the environment"),
+                        "security": Field(OneOf("starttls", "ssl", "none"), "Connection security"),
+                        "connections": Field(Integer(), "Parallel connections"),
+                        "rate": Field(Integer(), "Messages per second, at most"),
+                    }
+                ),
+                "The mail relay",
+            ),
+            "unsubscribe": Field(
+                Mapping(
+                    {
+                        "url": Field(Custom(Url(), _unsubscribe_url), "One-click unsubscribe URL with {token}"),
+                        "mailto": Field(Text(), "Address for unsubscribe requests by mail"),
+                    }
+                ),
+                "How subscribers leave",
+            ),
+            "subscribers": Field(Text(), "The SQLite file of subscribers"),
+            "layouts": Field(Text(), "The templates folder (default: layouts)"),
+        }
+    )
+
+
+def find_config(start: Path, explicit: Path | None = None) -> Path:
+    """``explicit``, or newsletter.yaml in ``start`` or the nearest parent that has one."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise NewsletterError(f"{explicit}: no such file")
+        return explicit
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder / CONFIG_NAME
+    raise NewsletterError(
+        f"no {CONFIG_NAME} in {start} or any folder above it", hint="run in a workspace or pass --config PATH"
+    )
+
+
+def load_settings(path: Path) -> Settings:
+    """Check newsletter.yaml and return Settings; raises ``Invalid`` with every problem."""
+    path = path.resolve()
+    source = load_yaml(path, _shown(path), what="config")
+    ctx = Context(source, path.parent, list(source.problems))
+    data = _format().check(source.data, (), ctx)
+    if ctx.problems or not isinstance(data, dict):
+        raise Invalid(ctx.problems)
+    root = path.parent
+    smtp = {k: v for k, v in (data["smtp"] or {}).items() if v is not None}
+    if "rate" in smtp:
+        smtp["rate"] = float(smtp["rate"])
+    return Settings(
+        file=path,
+        name=data["name"],
+        lang=data["lang"] or "en",
+        sender=data["from"],
+        reply_to=data["reply_to"],
+        base_url=data["base_url"].rstrip("/") if data["base_url"] else None,
+        postal_address=data["postal_address"],
+        about=data["about"],
+        utm=Utm(**{k: v for k, v in (data["utm"] or {}).items() if v is not None}),
+        labels={k: v for k, v in (data["sections"] or {}).items() if v},
+        smtp=Smtp(**smtp),
+        unsubscribe=Unsubscribe(**(data["unsubscribe"] or {})),
+        subscribers=root / (data["subscribers"] or "subscribers.db"),
+        layouts=root / (data["layouts"] or "layouts"),
+    )
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would write it: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

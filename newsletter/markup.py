@@ -1,0 +1,205 @@
+"""Markdown for the author's prose: to safe HTML (raw HTML escaped, only http(s) and
+mailto links live, UTM added) and to plain text with every link written out; plus
+link tagging and line wrapping that knows CJK text has no spaces.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markupsafe import Markup, escape
+
+LinkRewrite = Callable[[str], str]
+_LIVE_SCHEMES = ("http", "https", "mailto")
+
+
+def add_utm(url: str, params: dict[str, str]) -> str:
+    """Append ``params`` to an http(s) URL's query, keeping every key the author wrote."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not params:
+        return url
+    present = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    extra = [(k, v) for k, v in params.items() if k.lower() not in present]
+    if not extra:
+        return url
+    query = parts.query + ("&" if parts.query else "") + urlencode(extra, quote_via=quote)
+    return urlunsplit(parts._replace(query=query))
+
+
+def _is_live(url: str) -> bool:
+    scheme = urlsplit(url).scheme.lower()
+    return scheme in _LIVE_SCHEMES
+
+
+class Markdown:
+    """One configured parser, reused for every field of an issue."""
+
+    def __init__(self) -> None:
+        # CommonMark, raw HTML off (escaped), no images: pictures come from `image:`.
+        self.md = MarkdownIt("commonmark", {"html": False}).disable("image")
+
+    def to_html(self, text: str | None, rewrite: LinkRewrite, inline: bool = False) -> Markup:
+        """Render Markdown to HTML; links pass through ``rewrite`` (UTM tagging)."""
+        if not text:
+            return Markup("")
+        env: dict = {}
+        tokens = self.md.parseInline(text, env) if inline else self.md.parse(text, env)
+        _join_cjk_lines(tokens)
+        for token in _walk(tokens):
+            if token.type == "link_open":
+                href = str(token.attrGet("href") or "")
+                if _is_live(href):
+                    token.attrSet("href", rewrite(href))
+                else:  # markdown-it already refuses javascript:, data: ...; relative links too
+                    token.attrSet("href", "#")
+        renderer = self.md.renderer
+        html = renderer.render(tokens, self.md.options, env)
+        return Markup(html.strip())
+
+    def to_text(self, text: str | None) -> str:
+        """Render Markdown to plain paragraphs; a link becomes ``label <url>``."""
+        if not text:
+            return ""
+        blocks: list[str] = []
+        prefix: list[str] = []
+        number: list[int] = []
+        tokens = self.md.parse(text)
+        _join_cjk_lines(tokens)
+        for token in tokens:
+            if token.type == "bullet_list_open":
+                number.append(0)
+            elif token.type == "ordered_list_open":
+                number.append(int(token.attrGet("start") or 1))
+            elif token.type in ("bullet_list_close", "ordered_list_close"):
+                number.pop()
+            elif token.type == "list_item_open":
+                if number and number[-1]:
+                    prefix.append(f"{number[-1]}. ")
+                    number[-1] += 1
+                else:
+                    prefix.append("- ")
+            elif token.type == "blockquote_open":
+                prefix.append("> ")
+            elif token.type in ("list_item_close", "blockquote_close"):
+                prefix.pop()
+            elif token.type == "inline":
+                blocks.append("".join(prefix) + _inline_text(token.children or []))
+                prefix[:] = [" " * len(p) if p != "> " else p for p in prefix]
+            elif token.type in ("code_block", "fence"):
+                blocks.append("\n".join("    " + line for line in token.content.rstrip("\n").split("\n")))
+        return "\n\n".join(blocks)
+
+
+def _walk(tokens: list[Token]):
+    for token in tokens:
+        yield token
+        if token.children:
+            yield from _walk(token.children)
+
+
+def _join_cjk_lines(tokens: list[Token]) -> None:
+    """A line break between two CJK characters is not a space (CJK has none): drop it."""
+    for token in tokens:
+        kids = token.children or []
+        for i, t in enumerate(kids):
+            if t.type == "softbreak" and 0 < i < len(kids) - 1:
+                before, after = kids[i - 1].content, kids[i + 1].content
+                if before and after and _is_wide(before[-1]) and _is_wide(after[0]):
+                    t.type, t.content = "text", ""
+
+
+def _inline_text(children: list[Token]) -> str:
+    out: list[str] = []
+    hrefs: list[tuple[str, int]] = []
+    for t in children:
+        if t.type in ("text", "html_inline"):
+            out.append(t.content)
+        elif t.type == "code_inline":
+            out.append(f"`{t.content}`")
+        elif t.type in ("softbreak", "hardbreak"):
+            out.append(" ")
+        elif t.type in ("em_open", "em_close"):
+            out.append("_")
+        elif t.type in ("strong_open", "strong_close"):
+            out.append("*")
+        elif t.type == "link_open":
+            hrefs.append((str(t.attrGet("href") or ""), len(out)))
+        elif t.type == "link_close" and hrefs:
+            href, start = hrefs.pop()
+            label = "".join(out[start:])
+            if _is_live(href) and href.removeprefix("mailto:") != label:
+                out.append(f" <{href}>")
+    return "".join(out)
+
+
+def _width(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def _is_wide(ch: str) -> bool:
+    return _width(ch) == 2
+
+
+# Characters that may not begin a line (kinsoku): they stay with what precedes them.
+_NO_BREAK_BEFORE = set("，。、；：！？）」』”’》〉】,.;:!?)")
+
+
+def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:
+    """Fill ``text`` to ``width`` display columns. CJK text may break between any two
+    characters; words and URLs are never broken. Blank lines separate paragraphs."""
+    first = indent if first is None else first
+    paragraphs = [p for p in text.split("\n\n")]
+    out = []
+    for n, para in enumerate(paragraphs):
+        out.append(_fill(para.split(), width, first if n == 0 else indent, indent))
+    return "\n\n".join(out)
+
+
+def _fill(words: list[str], width: int, first: str, indent: str) -> str:
+    units: list[tuple[str, bool]] = []  # (text, needs a space before it)
+    for word in words:
+        run = ""
+        space = True
+        for ch in word:
+            if ch in _NO_BREAK_BEFORE and _is_wide(ch) and not run and units:
+                text, sp = units[-1]
+                units[-1] = (text + ch, sp)
+                space = False
+                continue
+            if ch in _NO_BREAK_BEFORE and run:
+                run += ch
+                continue
+            if _is_wide(ch):
+                if run:
+                    units.append((run, space))
+                    space = False
+                    run = ""
+                units.append((ch, space))
+                space = False
+            else:
+                run += ch
+        if run:
+            units.append((run, space))
+    lines: list[str] = []
+    line, used = first, sum(map(_width, first))
+    empty = True
+    for text, space in units:
+        w = sum(map(_width, text))
+        gap = 1 if space and not empty else 0
+        if not empty and used + gap + w > width:
+            lines.append(line.rstrip())
+            line, used, empty, gap = indent, sum(map(_width, indent)), True, 0
+        line += " " * gap + text
+        used += gap + w
+        empty = False
+    lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def escape_text(value: str) -> Markup:
+    """HTML-escape a plain value (used for personal fields)."""
+    return escape(value)

@@ -1,0 +1,159 @@
+"""Render an issue once: Jinja2 (autoescape) -> MJML -> HTML -> inlined CSS for the
+email, the text part from its own layout, and the web page.
+
+Personal fields (the reader's name, the unsubscribe link) are left as markers that
+``Rendered.fill`` replaces per recipient, so the costly work happens once per issue.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+import mjml
+
+from newsletter.config import Settings
+from newsletter.errors import Location, NewsletterError
+from newsletter.labels import format_date, labels_for
+from newsletter.markup import Markdown, add_utm, wrap
+from newsletter.model import Image, Issue
+
+PERSONAL_FIELDS = ("name", "email", "unsubscribe_url")
+GMAIL_CLIP_BYTES = 102 * 1024
+# Appended to the preheader so inboxes do not fill the preview with the body's first words.
+_PREVIEW_FILLER = "&#847;&zwnj;&nbsp;" * 24
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One issue rendered: the parts with personal markers still in them."""
+
+    issue: Issue
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    web: str
+    marker: str  # unique per render, so no author text can be mistaken for a marker
+
+    def field(self, name: str) -> str:
+        return f"{self.marker}{name}{self.marker}"
+
+    def fill(self, values: dict[str, str]) -> tuple[str, str]:
+        """The email's HTML and text with personal ``values`` filled in (escaped for HTML)."""
+        html_out, text_out = self.html, self.text
+        for name in PERSONAL_FIELDS:
+            value = " ".join(values.get(name, "").split())  # no line breaks, ever
+            html_out = html_out.replace(self.field(name), html.escape(value))
+            text_out = text_out.replace(self.field(name), value)
+        return html_out, text_out
+
+    @property
+    def html_size(self) -> int:
+        """Bytes of the email's HTML, as Gmail counts them for clipping."""
+        return len(self.html.encode("utf-8"))
+
+
+class Renderer:
+    """Templates, Markdown and the CSS inliner, set up once for many renders."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        layouts = settings.layouts
+        if not (layouts / "email.mjml").is_file():
+            raise NewsletterError(f"{layouts}: no email.mjml layout here", hint="set layouts: in newsletter.yaml")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(layouts),
+            autoescape=jinja2.select_autoescape(("html", "mjml", "xml"), default_for_string=True),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.env.filters["wrap"] = wrap
+        self.md = Markdown()
+        css_file = layouts / "email.css"
+        self.inliner = css_inline.CSSInliner(
+            inline_style_tags=False,  # keep @media and dark-mode rules in <style>, untouched
+            keep_style_tags=True,
+            load_remote_stylesheets=False,
+            extra_css=css_file.read_text("utf-8") if css_file.is_file() else None,
+        )
+
+    def render(self, issue: Issue, image_base: str = "") -> Rendered:
+        """Render ``issue``. Local images are referenced as ``image_base + src``."""
+        marker = "NL" + secrets.token_hex(6)
+        context = self._context(issue, marker, image_base)
+        mjml_source = self._template("email.mjml", context)
+        try:
+            email_html = mjml.mjml2html(mjml_source, fonts={}, disable_comments=True)
+        except Exception as e:  # MRML raises its own error types; all mean a bad layout
+            raise NewsletterError(f"{self.settings.layouts / 'email.mjml'}: MJML could not compile it: {e}") from None
+        email_html = self.inliner.inline(email_html)
+        text = self._template("email.txt", context)
+        web = self._template("web.html", {**context, "medium": "web"})
+        return Rendered(issue, context["subject"], context["preheader"], email_html, text, web, marker)
+
+    def _template(self, name: str, context: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except jinja2.TemplateNotFound:
+            raise NewsletterError(f"{self.settings.layouts / name}: layout not found") from None
+        except jinja2.TemplateSyntaxError as e:
+            where = Location(str(self.settings.layouts / name), e.lineno or 0, 1)
+            raise NewsletterError(f"layout error: {e.message}", where) from None
+        except jinja2.UndefinedError as e:
+            raise NewsletterError(f"{self.settings.layouts / name}: layout error: {e.message}") from None
+
+    def _context(self, issue: Issue, marker: str, image_base: str) -> dict[str, Any]:
+        s = self.settings
+        labels = labels_for(issue.lang, s.labels)
+        utm = {}
+        if s.utm.enabled:
+            campaign = s.utm.campaign.replace("{name}", s.name).replace("{number}", str(issue.number))
+            utm = {"utm_source": s.utm.source, "utm_medium": s.utm.medium, "utm_campaign": campaign}
+
+        def tag(url: str) -> str:
+            return add_utm(url, utm)
+
+        def image_src(image: Image) -> str:
+            return image.src if "://" in image.src else image_base + image.src
+
+        title_line = labels["issue"].format(number=issue.number)
+        return {
+            "issue": issue,
+            "name": s.name,
+            "subject": issue.subject or f"{s.name} #{issue.number}: {issue.title}",
+            "preheader": issue.preheader or "",
+            "preview_filler": jinja2.utils.markupsafe.Markup(_PREVIEW_FILLER),
+            "labels": labels,
+            "issue_line": f"{title_line} · {format_date(issue.date, issue.lang)}",
+            "sections": [(sec.key, labels[sec.key], sec.items) for sec in issue.sections],
+            "web_url": f"{s.base_url}/{issue.number}/" if s.base_url else None,
+            "archive_url": f"{s.base_url}/" if s.base_url else None,
+            "about": s.about,
+            "postal_address": s.postal_address,
+            "why": labels["why"].format(name=s.name),
+            "personal": {name: f"{marker}{name}{marker}" for name in PERSONAL_FIELDS},
+            "md": lambda text: self.md.to_html(text, tag),
+            "md_inline": lambda text: self.md.to_html(text, tag, inline=True),
+            "md_text": self.md.to_text,
+            "link": tag,
+            "image_src": image_src,
+            "image_width": lambda image, limit=552: min(image.width or limit, limit),
+        }
+
+
+def render_issue(issue: Issue, settings: Settings, image_base: str = "") -> Rendered:
+    """Render one issue with a fresh Renderer (for one-off use)."""
+    return Renderer(settings).render(issue, image_base)
+
+
+def relative_image_paths(issue: Issue) -> list[tuple[Path, str]]:
+    """Each local image file and the path it is referenced by, for copying beside pages."""
+    return [(img.file, img.src) for img in issue.images if img.file is not None]

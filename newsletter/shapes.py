@@ -1,0 +1,284 @@
+"""A small vocabulary for describing YAML files: each shape checks a value and
+describes itself as JSON Schema, so the checker and ``newsletter schema`` cannot drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from newsletter.errors import Problem
+from newsletter.source import Invalid, Path_, Source
+
+MISSING: Any = object()
+
+
+@dataclass
+class Context:
+    """What a check needs besides the value: the source for locations, and the problems."""
+
+    source: Source
+    base_dir: Path
+    problems: list[Problem] = field(default_factory=list)
+
+    def error(self, path: Path_, message: str, key: bool = False) -> Any:
+        where = self.source.key_where(path) if key else self.source.where(path)
+        self.problems.append(Problem(where, f"{dotted(path)}: {message}" if path else message))
+        return MISSING
+
+    def warn(self, path: Path_, message: str) -> None:
+        self.problems.append(Problem(self.source.where(path), f"{dotted(path)}: {message}", True))
+
+
+def dotted(path: Path_) -> str:
+    """``("sections", "papers", 2, "url")`` -> ``sections.papers[2].url``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dt.date):
+        return "a date"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing"
+    return "text"
+
+
+class Shape:
+    """Base: ``check`` returns the clean value or MISSING after recording a problem."""
+
+    description = ""
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        raise NotImplementedError
+
+    def json_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Text(Shape):
+    """A string. Single-line text (titles, subjects) may not hold line breaks."""
+
+    def __init__(self, multiline: bool = False, max_length: int | None = None, pattern: str = ""):
+        self.multiline = multiline
+        self.max_length = max_length
+        self.pattern = pattern
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        if isinstance(value, Invalid):
+            return MISSING
+        if not isinstance(value, str):
+            return ctx.error(path, f"expected text, got {_type_name(value)}")
+        if not self.multiline and ("\n" in value.strip() or "\r" in value):
+            return ctx.error(path, "must be a single line (no line breaks)")
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            return ctx.error(path, f"'{value}' does not look like {self.description or self.pattern}")
+        return value.strip() if not self.multiline else value
+
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "string"}
+        if self.pattern:
+            out["pattern"] = f"^(?:{self.pattern})$"
+        return out
+
+
+class Markdown(Text):
+    """CommonMark text: inline links, emphasis, code; raw HTML is shown as text."""
+
+    def __init__(self) -> None:
+        super().__init__(multiline=True)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "contentMediaType": "text/markdown"}
+
+
+class Integer(Shape):
+    def __init__(self, minimum: int = 1):
+        self.minimum = minimum
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return ctx.error(path, f"expected a whole number, got {_type_name(value)}")
+        if value < self.minimum:
+            return ctx.error(path, f"must be {self.minimum} or more, not {value}")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.minimum}
+
+
+class Boolean(Shape):
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        if not isinstance(value, bool):
+            return ctx.error(path, f"expected true or false, got {_type_name(value)}")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+class Date(Shape):
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        if isinstance(value, Invalid):
+            return MISSING  # an impossible date, reported by the loader
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        return ctx.error(path, f"expected a date as YYYY-MM-DD, got {_type_name(value)}")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "date"}
+
+
+class Url(Text):
+    """An absolute http(s) URL with a host."""
+
+    def __init__(self, https_only: bool = False):
+        super().__init__()
+        self.schemes = ("https",) if https_only else ("http", "https")
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        value = super().check(value, path, ctx)
+        if value is MISSING:
+            return value
+        if not is_web_url(value, self.schemes):
+            return ctx.error(path, f"'{value}' is not an {'/'.join(self.schemes)} URL")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "uri", "pattern": f"^({'|'.join(self.schemes)})://"}
+
+
+def is_web_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> bool:
+    """True for an absolute URL of one of ``schemes`` with a host and no whitespace."""
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in schemes and bool(parts.hostname)
+
+
+class OneOf(Text):
+    def __init__(self, *choices: str):
+        super().__init__()
+        self.choices = choices
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        value = super().check(value, path, ctx)
+        if value is not MISSING and value not in self.choices:
+            return ctx.error(path, f"'{value}' is not one of: {', '.join(self.choices)}")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": list(self.choices)}
+
+
+class Custom(Shape):
+    """A shape with one extra rule on top of another: ``rule(value) -> message | None``."""
+
+    def __init__(self, base: Shape, rule: Callable[[Any, Path_, Context], Any], **schema: Any):
+        self.base = base
+        self.rule = rule
+        self.schema = schema
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        value = self.base.check(value, path, ctx)
+        return value if value is MISSING else self.rule(value, path, ctx)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {**self.base.json_schema(), **self.schema}
+
+
+class ListOf(Shape):
+    def __init__(self, item: Shape, min_items: int = 0):
+        self.item = item
+        self.min_items = min_items
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        if not isinstance(value, list):
+            return ctx.error(path, f"expected a list (lines starting with '- '), got {_type_name(value)}")
+        if len(value) < self.min_items:
+            return ctx.error(path, "is empty; give at least one entry or remove it")
+        out = [self.item.check(v, path + (i,), ctx) for i, v in enumerate(value)]
+        return [v for v in out if v is not MISSING]
+
+    def json_schema(self) -> dict[str, Any]:
+        out = {"type": "array", "items": describe(self.item)}
+        if self.min_items:
+            out["minItems"] = self.min_items
+        return out
+
+
+@dataclass(frozen=True)
+class Field:
+    shape: Shape
+    description: str
+    required: bool = False
+
+
+class Mapping(Shape):
+    """A mapping with known keys. ``build`` turns the checked values into a model object."""
+
+    def __init__(self, fields: dict[str, Field], build: Callable[..., Any] | None = None):
+        self.fields = fields
+        self.build = build
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        if not isinstance(value, dict):
+            return ctx.error(path, f"expected a mapping (key: value lines), got {_type_name(value)}")
+        ok = True
+        for key in value:
+            if key not in self.fields:
+                ok = False
+                near = difflib.get_close_matches(str(key), list(self.fields), n=1, cutoff=0.6)
+                hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(self.fields)}"
+                ctx.error(path + (key,), f"unknown key '{key}'{hint}", key=True)
+        clean: dict[str, Any] = {}
+        for name, f in self.fields.items():
+            if name not in value or value[name] is None:
+                if f.required:
+                    ok = False
+                    ctx.error(path + (name,) if name in value else path,
+                              f"'{name}' is required" if name not in value else "must not be empty")
+                clean[name] = None
+                continue
+            checked = f.shape.check(value[name], path + (name,), ctx)
+            ok = ok and checked is not MISSING
+            clean[name] = None if checked is MISSING else checked
+        if not ok:
+            return MISSING
+        return self.build(**clean) if self.build else clean
+
+    def json_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [n for n, f in self.fields.items() if f.required],
+            "properties": {
+                n: {**describe(f.shape), "description": f.description} for n, f in self.fields.items()
+            },
+        }
+
+
+def describe(shape: Shape) -> dict[str, Any]:
+    """The JSON Schema of ``shape``."""
+    return shape.json_schema()
