@@ -45,11 +45,15 @@ def _arxiv(value: Any, path: Path_, ctx: Context) -> Any:
         return ctx.error(path, f'quote the arXiv id, or YAML reads it as a number: "{value}"')
     if not isinstance(value, str):
         return ctx.error(path, "expected an arXiv id as text")
-    if not re.fullmatch(ARXIV_PATTERN, value.strip()):
+    value = value.strip()
+    new_style = re.fullmatch(r"(\d{4})\.(\d+)(v\d+)?", value)
+    # Ids from 2015 (1501) on have five digits after the dot, older ones four.
+    wrong_length = new_style and len(new_style[2]) != (5 if new_style[1] >= "1501" else 4)
+    if wrong_length or not re.fullmatch(ARXIV_PATTERN, value):
         return ctx.error(
             path, f"'{value}' is not an arXiv id (like 2109.10686, 2109.10686v2 or cs/0112017)"
         )
-    return value.strip()
+    return value
 
 
 class _AnyValue(Shape):

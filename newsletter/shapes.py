@@ -27,9 +27,11 @@ class Context:
     base_dir: Path
     problems: list[Problem] = field(default_factory=list)
 
-    def error(self, path: Path_, message: str, key: bool = False) -> Any:
+    def error(self, path: Path_, message: str, key: bool = False, label: Path_ | None = None) -> Any:
+        """Record an error at ``path`` (its key when ``key``), named by ``label`` (default: path)."""
         where = self.source.key_where(path) if key else self.source.where(path)
-        self.problems.append(Problem(where, f"{dotted(path)}: {message}" if path else message))
+        label = path if label is None else label
+        self.problems.append(Problem(where, f"{dotted(label)}: {message}" if label else message))
         return MISSING
 
     def warn(self, path: Path_, message: str) -> None:
@@ -81,8 +83,6 @@ class Text(Shape):
         self.pattern = pattern
 
     def check(self, value: Any, path: Path_, ctx: Context) -> Any:
-        if isinstance(value, Invalid):
-            return MISSING
         if not isinstance(value, str):
             return ctx.error(path, f"expected text, got {_type_name(value)}")
         if not self.multiline and ("\n" in value.strip() or "\r" in value):
@@ -135,8 +135,6 @@ class Boolean(Shape):
 
 class Date(Shape):
     def check(self, value: Any, path: Path_, ctx: Context) -> Any:
-        if isinstance(value, Invalid):
-            return MISSING  # an impossible date, reported by the loader
         if isinstance(value, dt.datetime):
             return value.date()
         if isinstance(value, dt.date):
@@ -218,7 +216,8 @@ class ListOf(Shape):
             return ctx.error(path, f"expected a list (lines starting with '- '), got {_type_name(value)}")
         if len(value) < self.min_items:
             return ctx.error(path, "is empty; give at least one entry or remove it")
-        out = [self.item.check(v, path + (i,), ctx) for i, v in enumerate(value)]
+        out = [MISSING if isinstance(v, Invalid) else self.item.check(v, path + (i,), ctx)
+               for i, v in enumerate(value)]
         return [v for v in out if v is not MISSING]
 
     def json_schema(self) -> dict[str, Any]:
@@ -246,19 +245,26 @@ class Mapping(Shape):
         if not isinstance(value, dict):
             return ctx.error(path, f"expected a mapping (key: value lines), got {_type_name(value)}")
         ok = True
+        suggested = set()
         for key in value:
             if key not in self.fields:
                 ok = False
                 near = difflib.get_close_matches(str(key), list(self.fields), n=1, cutoff=0.6)
                 hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(self.fields)}"
-                ctx.error(path + (key,), f"unknown key '{key}'{hint}", key=True)
+                suggested.update(near)
+                ctx.error(path + (key,), f"unknown key '{key}'{hint}", key=True, label=path)
         clean: dict[str, Any] = {}
         for name, f in self.fields.items():
+            if isinstance(value.get(name), Invalid):  # already reported where it was read
+                ok = False
+                clean[name] = None
+                continue
             if name not in value or value[name] is None:
-                if f.required:
-                    ok = False
-                    ctx.error(path + (name,) if name in value else path,
-                              f"'{name}' is required" if name not in value else "must not be empty")
+                if f.required and name in value:
+                    ctx.error(path + (name,), "must not be empty")
+                elif f.required and name not in suggested:  # "did you mean" said it already
+                    ctx.error(path, f"'{name}' is required", key=True)
+                ok = ok and not f.required
                 clean[name] = None
                 continue
             checked = f.shape.check(value[name], path + (name,), ctx)

@@ -120,8 +120,8 @@ class _Builder:
         self.source.values[path] = self.at(node)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
-        if not node.tag.startswith(_TAG):
-            self.source.problems.append(Problem(self.at(node), f"the tag {node.tag} is not allowed"))
+        if node.tag not in (_TAG + "seq", _TAG + "map"):
+            return self.refuse(node)
         self.stack.append(node)
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -147,11 +147,15 @@ class _Builder:
             out[key] = self.build(value_node, path + (key,))
         return out
 
+    def refuse(self, node: yaml.Node) -> Invalid:
+        """Only plain YAML is accepted: no tags that would construct objects."""
+        shown = node.tag.replace(_TAG, "!!")
+        self.source.problems.append(Problem(self.at(node), f"the tag {shown} is not allowed"))
+        return Invalid(shown)
+
     def scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag not in _SCALAR_TAGS:
-            shown = node.tag.replace(_TAG, "!!")
-            self.source.problems.append(Problem(self.at(node), f"the tag {shown} is not allowed"))
-            return node.value
+            return self.refuse(node)
         try:
             value = self.constructor.construct_object(node)
         except (ValueError, ConstructorError):
