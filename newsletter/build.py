@@ -3,9 +3,8 @@ add the size warning, and write the three files plus the images beside them."""
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from newsletter.check import check_issue
 from newsletter.config import Settings
@@ -15,8 +14,7 @@ from newsletter.render import GMAIL_CLIP_BYTES, Rendered, Renderer
 PREVIEW_TOKEN = "preview-token-0000000000000000000000000000000"  # as long as a real one
 
 
-@dataclass(frozen=True)
-class Reviewed:
+class Reviewed(NamedTuple):
     """A checked and rendered issue, with every warning about it."""
 
     rendered: Rendered
@@ -33,23 +31,30 @@ def preview_values(settings: Settings) -> dict[str, str]:
     }
 
 
+def check_file(path: Path, settings: Settings, renderer: Renderer | None = None,
+               display: str | None = None) -> list[Problem]:
+    """``newsletter check``: the checker's warnings plus the size warning; raises ``Invalid``."""
+    checked = check_issue(path, settings.lang, display)
+    rendered = (renderer or Renderer(settings)).render(checked.issue, email_only=True)
+    return checked.warnings + _size_warning(rendered, settings, display or str(path))
+
+
 def review_issue(path: Path, settings: Settings, renderer: Renderer | None = None,
                  display: str | None = None, image_base: str = "") -> Reviewed:
     """Check and render ``path``; raises ``Invalid`` with every error found."""
     checked = check_issue(path, settings.lang, display)
     rendered = (renderer or Renderer(settings)).render(checked.issue, image_base)
-    warnings = list(checked.warnings)
+    return Reviewed(rendered, checked.warnings + _size_warning(rendered, settings, display or str(path)))
+
+
+def _size_warning(rendered: Rendered, settings: Settings, display: str) -> list[Problem]:
+    # Measured as a reader gets it: with a real unsubscribe link in place of its marker.
     size = len(rendered.fill(preview_values(settings))[0].encode("utf-8"))
-    if size > GMAIL_CLIP_BYTES:
-        warnings.append(
-            Problem(
-                Location(display or str(path), 1, 1),
-                f"warning: the email is {size / 1024:.0f} KB of HTML; Gmail clips messages over "
-                f"{GMAIL_CLIP_BYTES // 1024} KB and hides the rest, unsubscribe link included",
-                warning=True,
-            )
-        )
-    return Reviewed(rendered, warnings)
+    if size <= GMAIL_CLIP_BYTES:
+        return []
+    message = (f"the email is {size / 1024:.0f} KB of HTML; Gmail clips messages over "
+               f"{GMAIL_CLIP_BYTES // 1024} KB and hides the rest, unsubscribe link included")
+    return [Problem(Location(display, 1, 1), message, warning=True)]
 
 
 def write_issue(reviewed: Reviewed, settings: Settings, out_dir: Path) -> list[Path]:
@@ -67,8 +72,9 @@ def write_issue(reviewed: Reviewed, settings: Settings, out_dir: Path) -> list[P
         if image.file is not None:
             dest = target / image.src
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if not dest.exists() or dest.stat().st_size != image.file.stat().st_size:
-                shutil.copyfile(image.file, dest)
+            data = image.file.read_bytes()
+            if not dest.exists() or dest.read_bytes() != data:
+                dest.write_bytes(data)
             written.append(dest)
     return written
 

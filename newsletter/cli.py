@@ -51,7 +51,7 @@ def _settings(ctx: click.Context):
 @click.pass_context
 def check(ctx: click.Context, issues: tuple[Path, ...]) -> None:
     """Check issue files; print every problem as FILE:LINE:COL: message."""
-    from newsletter.build import review_issue
+    from newsletter.build import check_file
     from newsletter.errors import Invalid
     from newsletter.render import Renderer
 
@@ -60,7 +60,7 @@ def check(ctx: click.Context, issues: tuple[Path, ...]) -> None:
     failed = False
     for path in issues:
         try:
-            reviewed = review_issue(path, settings, renderer, display=str(path))
+            warnings = check_file(path, settings, renderer, display=str(path))
         except Invalid as e:
             failed = True
             for line in e.lines():
@@ -70,9 +70,9 @@ def check(ctx: click.Context, issues: tuple[Path, ...]) -> None:
             failed = True
             click.echo("\n".join(e.lines()), err=True)
             continue
-        for warning in reviewed.warnings:
+        for warning in warnings:
             click.echo(str(warning), err=True)
-        note = f" ({len(reviewed.warnings)} warning(s))" if reviewed.warnings else ""
+        note = f" ({len(warnings)} warning(s))" if warnings else ""
         click.echo(f"{path}: ok{note}")
     if failed:
         sys.exit(1)

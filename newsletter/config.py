@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from newsletter.errors import Invalid, NewsletterError
 from newsletter.model import SECTION_KEYS
@@ -15,16 +13,14 @@ from newsletter.source import Path_, load_yaml
 CONFIG_NAME = "newsletter.yaml"
 
 
-@dataclass(frozen=True)
-class Utm:
+class Utm(NamedTuple):
     enabled: bool = True
     source: str = "newsletter"
     medium: str = "email"
     campaign: str = "{name} #{number}"
 
 
-@dataclass(frozen=True)
-class Smtp:
+class Smtp(NamedTuple):
     host: str = "127.0.0.1"
     port: int = 8025
     username: str | None = None
@@ -33,14 +29,12 @@ class Smtp:
     rate: float = 10.0
 
 
-@dataclass(frozen=True)
-class Unsubscribe:
+class Unsubscribe(NamedTuple):
     url: str | None = None
     mailto: str | None = None
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything newsletter.yaml says, with defaults filled in and paths made absolute."""
 
     file: Path
@@ -51,10 +45,10 @@ class Settings:
     base_url: str | None = None
     postal_address: str | None = None
     about: str | None = None
-    utm: Utm = field(default_factory=Utm)
-    labels: dict[str, str] = field(default_factory=dict)
-    smtp: Smtp = field(default_factory=Smtp)
-    unsubscribe: Unsubscribe = field(default_factory=Unsubscribe)
+    utm: Utm = Utm()
+    labels: dict[str, str] = {}  # noqa: RUF012 (never mutated)
+    smtp: Smtp = Smtp()
+    unsubscribe: Unsubscribe = Unsubscribe()
     subscribers: Path = Path("subscribers.db")
     layouts: Path = Path("layouts")
 
@@ -64,6 +58,8 @@ class Settings:
 
 
 def _address(value: str, path: Path_, ctx: Context) -> Any:
+    from email.utils import parseaddr  # imported here: it costs more than the rest of this module
+
     name, addr = parseaddr(value)
     if "@" not in addr or " " in addr:
         return ctx.error(path, f"'{value}' is not an email address like \"Name <news@example.com>\"")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """A place in a file: 1-based line and column (0 when unknown)."""
 
     file: str
@@ -19,13 +18,16 @@ class Location:
         return self.file
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One finding of the checker: an error, or a warning that does not stop a build."""
 
     where: Location | None
     message: str
     warning: bool = False
+
+    def order(self) -> tuple[int, int]:
+        """Sort key: problems are reported in file order."""
+        return (self.where.line, self.where.col) if self.where else (0, 0)
 
     def __str__(self) -> str:
         kind = "warning: " if self.warning else ""
@@ -58,7 +60,7 @@ class Invalid(NewsletterError):
     """A file with one or more errors; every problem found is reported at once."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = problems
+        self.problems = sorted(problems, key=Problem.order)
         errors = [p for p in problems if not p.warning]
         super().__init__(f"{len(errors)} error(s)")
 

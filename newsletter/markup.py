@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 LinkRewrite = Callable[[str], str]
 _LIVE_SCHEMES = ("http", "https", "mailto")
@@ -35,6 +36,13 @@ def _is_live(url: str) -> bool:
     return scheme in _LIVE_SCHEMES
 
 
+class Prose(NamedTuple):
+    """One Markdown field, rendered both ways from a single parse."""
+
+    html: Markup
+    text: str
+
+
 class Markdown:
     """One configured parser, reused for every field of an issue."""
 
@@ -42,56 +50,53 @@ class Markdown:
         # CommonMark, raw HTML off (escaped), no images: pictures come from `image:`.
         self.md = MarkdownIt("commonmark", {"html": False}).disable("image")
 
-    def to_html(self, text: str | None, rewrite: LinkRewrite, inline: bool = False) -> Markup:
-        """Render Markdown to HTML; links pass through ``rewrite`` (UTM tagging)."""
-        if not text:
-            return Markup("")
+    def convert(self, source: str | None, rewrite: LinkRewrite, inline: bool = False) -> Prose:
+        """Markdown to HTML (links through ``rewrite``, for UTM tags) and to plain text
+        (links written out as ``label <url>``, as the author wrote them)."""
+        if not source:
+            return Prose(Markup(""), "")
         env: dict = {}
-        tokens = self.md.parseInline(text, env) if inline else self.md.parse(text, env)
+        tokens = self.md.parseInline(source, env) if inline else self.md.parse(source, env)
         _join_cjk_lines(tokens)
+        text = _plain(tokens)
         for token in _walk(tokens):
             if token.type == "link_open":
                 href = str(token.attrGet("href") or "")
-                if _is_live(href):
-                    token.attrSet("href", rewrite(href))
-                else:  # markdown-it already refuses javascript:, data: ...; relative links too
-                    token.attrSet("href", "#")
-        renderer = self.md.renderer
-        html = renderer.render(tokens, self.md.options, env)
-        return Markup(html.strip())
+                # markdown-it already refuses javascript:, data: and the like; we also
+                # refuse relative links, which point nowhere in an email.
+                token.attrSet("href", rewrite(href) if _is_live(href) else "#")
+        html = self.md.renderer.render(tokens, self.md.options, env)
+        return Prose(Markup(html.strip()), text)
 
-    def to_text(self, text: str | None) -> str:
-        """Render Markdown to plain paragraphs; a link becomes ``label <url>``."""
-        if not text:
-            return ""
-        blocks: list[str] = []
-        prefix: list[str] = []
-        number: list[int] = []
-        tokens = self.md.parse(text)
-        _join_cjk_lines(tokens)
-        for token in tokens:
-            if token.type == "bullet_list_open":
-                number.append(0)
-            elif token.type == "ordered_list_open":
-                number.append(int(token.attrGet("start") or 1))
-            elif token.type in ("bullet_list_close", "ordered_list_close"):
-                number.pop()
-            elif token.type == "list_item_open":
-                if number and number[-1]:
-                    prefix.append(f"{number[-1]}. ")
-                    number[-1] += 1
-                else:
-                    prefix.append("- ")
-            elif token.type == "blockquote_open":
-                prefix.append("> ")
-            elif token.type in ("list_item_close", "blockquote_close"):
-                prefix.pop()
-            elif token.type == "inline":
-                blocks.append("".join(prefix) + _inline_text(token.children or []))
-                prefix[:] = [" " * len(p) if p != "> " else p for p in prefix]
-            elif token.type in ("code_block", "fence"):
-                blocks.append("\n".join("    " + line for line in token.content.rstrip("\n").split("\n")))
-        return "\n\n".join(blocks)
+
+def _plain(tokens: list[Token]) -> str:
+    """Block structure as plain text: paragraphs, ``- `` and ``1. `` lists, ``> `` quotes."""
+    blocks: list[str] = []
+    prefix: list[str] = []
+    number: list[int] = []
+    for token in tokens:
+        if token.type == "bullet_list_open":
+            number.append(0)
+        elif token.type == "ordered_list_open":
+            number.append(int(token.attrGet("start") or 1))
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            number.pop()
+        elif token.type == "list_item_open":
+            if number and number[-1]:
+                prefix.append(f"{number[-1]}. ")
+                number[-1] += 1
+            else:
+                prefix.append("- ")
+        elif token.type == "blockquote_open":
+            prefix.append("> ")
+        elif token.type in ("list_item_close", "blockquote_close"):
+            prefix.pop()
+        elif token.type == "inline":
+            blocks.append("".join(prefix) + _inline_text(token.children or []))
+            prefix[:] = [" " * len(p) if p != "> " else p for p in prefix]
+        elif token.type in ("code_block", "fence"):
+            blocks.append("\n".join("    " + line for line in token.content.rstrip("\n").split("\n")))
+    return "\n\n".join(blocks)
 
 
 def _walk(tokens: list[Token]):
@@ -136,70 +141,69 @@ def _inline_text(children: list[Token]) -> str:
     return "".join(out)
 
 
-def _width(ch: str) -> int:
-    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+def _width(text: str) -> int:
+    """Display columns of ``text``: CJK characters take two."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _is_wide(ch: str) -> bool:
-    return _width(ch) == 2
+    return not ch.isascii() and unicodedata.east_asian_width(ch) in "WF"
 
 
 # Characters that may not begin a line (kinsoku): they stay with what precedes them.
-_NO_BREAK_BEFORE = set("，。、；：！？）」』”’》〉】,.;:!?)")
+_NO_BREAK_BEFORE = frozenset("，。、；：！？）」』”’》〉】,.;:!?)")
 
 
 def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:
     """Fill ``text`` to ``width`` display columns. CJK text may break between any two
     characters; words and URLs are never broken. Blank lines separate paragraphs."""
     first = indent if first is None else first
-    paragraphs = [p for p in text.split("\n\n")]
-    out = []
-    for n, para in enumerate(paragraphs):
-        out.append(_fill(para.split(), width, first if n == 0 else indent, indent))
-    return "\n\n".join(out)
+    return "\n\n".join(
+        _fill(_units(para.split()), width, first if n == 0 else indent, indent)
+        for n, para in enumerate(text.split("\n\n"))
+    )
 
 
-def _fill(words: list[str], width: int, first: str, indent: str) -> str:
-    units: list[tuple[str, bool]] = []  # (text, needs a space before it)
+def _units(words: list[str]) -> list[tuple[str, bool]]:
+    """Split words into unbreakable units: (text, whether a space goes before it)."""
+    units: list[tuple[str, bool]] = []
     for word in words:
-        run = ""
-        space = True
+        if word.isascii():
+            units.append((word, True))
+            continue
+        run, space = "", True
         for ch in word:
-            if ch in _NO_BREAK_BEFORE and _is_wide(ch) and not run and units:
-                text, sp = units[-1]
-                units[-1] = (text + ch, sp)
-                space = False
-                continue
-            if ch in _NO_BREAK_BEFORE and run:
-                run += ch
-                continue
-            if _is_wide(ch):
+            if ch in _NO_BREAK_BEFORE and (run or units and not space):
+                if run:
+                    run += ch
+                else:
+                    units[-1] = (units[-1][0] + ch, units[-1][1])
+            elif _is_wide(ch):
                 if run:
                     units.append((run, space))
-                    space = False
-                    run = ""
+                    run, space = "", False
                 units.append((ch, space))
                 space = False
             else:
                 run += ch
         if run:
             units.append((run, space))
+    return units
+
+
+def _fill(units: list[tuple[str, bool]], width: int, first: str, indent: str) -> str:
     lines: list[str] = []
-    line, used = first, sum(map(_width, first))
-    empty = True
+    parts, used, empty = [first], _width(first), True
     for text, space in units:
-        w = sum(map(_width, text))
+        w = _width(text)
         gap = 1 if space and not empty else 0
         if not empty and used + gap + w > width:
-            lines.append(line.rstrip())
-            line, used, empty, gap = indent, sum(map(_width, indent)), True, 0
-        line += " " * gap + text
+            lines.append("".join(parts).rstrip())
+            parts, used, empty, gap = [indent], _width(indent), True, 0
+        parts.append(" " + text if gap else text)
         used += gap + w
         empty = False
-    lines.append(line.rstrip())
+    lines.append("".join(parts).rstrip())
     return "\n".join(lines)
-
-
-def escape_text(value: str) -> Markup:
-    """HTML-escape a plain value (used for personal fields)."""
-    return escape(value)

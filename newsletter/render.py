@@ -8,19 +8,19 @@ Personal fields (the reader's name, the unsubscribe link) are left as markers th
 from __future__ import annotations
 
 import html
-import secrets
-from dataclasses import dataclass
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import css_inline
 import jinja2
 import mjml
+from markupsafe import Markup
 
 from newsletter.config import Settings
 from newsletter.errors import Location, NewsletterError
 from newsletter.labels import format_date, labels_for
-from newsletter.markup import Markdown, add_utm, wrap
+from newsletter.markup import Markdown, Prose, add_utm, wrap
 from newsletter.model import Image, Issue
 
 PERSONAL_FIELDS = ("name", "email", "unsubscribe_url")
@@ -29,8 +29,7 @@ GMAIL_CLIP_BYTES = 102 * 1024
 _PREVIEW_FILLER = "&#847;&zwnj;&nbsp;" * 24
 
 
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):
     """One issue rendered: the parts with personal markers still in them."""
 
     issue: Issue
@@ -69,6 +68,7 @@ class Renderer:
             raise NewsletterError(f"{layouts}: no email.mjml layout here", hint="set layouts: in newsletter.yaml")
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(layouts),
+            bytecode_cache=_bytecode_cache(),
             autoescape=jinja2.select_autoescape(("html", "mjml", "xml"), default_for_string=True),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -85,21 +85,29 @@ class Renderer:
             extra_css=css_file.read_text("utf-8") if css_file.is_file() else None,
         )
 
-    def render(self, issue: Issue, image_base: str = "") -> Rendered:
-        """Render ``issue``. Local images are referenced as ``image_base + src``."""
-        marker = "NL" + secrets.token_hex(6)
-        context = self._context(issue, marker, image_base)
-        mjml_source = self._template("email.mjml", context)
-        try:
-            email_html = mjml.mjml2html(mjml_source, fonts={}, disable_comments=True)
-        except Exception as e:  # MRML raises its own error types; all mean a bad layout
-            raise NewsletterError(f"{self.settings.layouts / 'email.mjml'}: MJML could not compile it: {e}") from None
-        email_html = self.inliner.inline(email_html)
-        text = self._template("email.txt", context)
-        web = self._template("web.html", {**context, "medium": "web"})
+    def render(self, issue: Issue, image_base: str = "", email_only: bool = False) -> Rendered:
+        """Render ``issue``. Local images are referenced as ``image_base + src``.
+        ``email_only`` skips the text part and the web page (``check`` only measures)."""
+        marker = "NL" + os.urandom(6).hex()
+        context = self.context(issue, marker, image_base)
+        email_html = self.inline_css(self.compile_mjml(self.template("email.mjml", context)))
+        text = "" if email_only else self.template("email.txt", context)
+        web = "" if email_only else self.template("web.html", context)
         return Rendered(issue, context["subject"], context["preheader"], email_html, text, web, marker)
 
-    def _template(self, name: str, context: dict[str, Any]) -> str:
+    def compile_mjml(self, source: str) -> str:
+        """MJML to HTML, with no remote fonts."""
+        try:
+            return mjml.mjml2html(source, fonts={}, disable_comments=True)
+        except Exception as e:  # MRML raises its own error types; all mean a bad layout
+            raise NewsletterError(f"{self.settings.layouts / 'email.mjml'}: MJML could not compile it: {e}") from None
+
+    def inline_css(self, email_html: str) -> str:
+        """Inline email.css into the elements; <style> blocks (media queries) stay as they are."""
+        return self.inliner.inline(email_html)
+
+    def template(self, name: str, context: dict[str, Any]) -> str:
+        """Render one layout, turning template mistakes into errors that name the layout."""
         try:
             return self.env.get_template(name).render(context)
         except jinja2.TemplateNotFound:
@@ -110,7 +118,8 @@ class Renderer:
         except jinja2.UndefinedError as e:
             raise NewsletterError(f"{self.settings.layouts / name}: layout error: {e.message}") from None
 
-    def _context(self, issue: Issue, marker: str, image_base: str) -> dict[str, Any]:
+    def context(self, issue: Issue, marker: str, image_base: str = "") -> dict[str, Any]:
+        """What the layouts see: the issue, labels, settings and helper functions."""
         s = self.settings
         labels = labels_for(issue.lang, s.labels)
         utm = {}
@@ -118,8 +127,21 @@ class Renderer:
             campaign = s.utm.campaign.replace("{name}", s.name).replace("{number}", str(issue.number))
             utm = {"utm_source": s.utm.source, "utm_medium": s.utm.medium, "utm_campaign": campaign}
 
+        # The email and the web page share these: each link and each Markdown field is
+        # worked out once per render, however many layouts show it.
+        tagged: dict[str, str] = {}
+        prose: dict[tuple[str, bool], Prose] = {}
+
         def tag(url: str) -> str:
-            return add_utm(url, utm)
+            if url not in tagged:
+                tagged[url] = add_utm(url, utm)
+            return tagged[url]
+
+        def convert(text: str | None, inline: bool) -> Prose:
+            key = (text or "", inline)
+            if key not in prose:
+                prose[key] = self.md.convert(text, tag, inline)
+            return prose[key]
 
         def image_src(image: Image) -> str:
             return image.src if "://" in image.src else image_base + image.src
@@ -130,7 +152,7 @@ class Renderer:
             "name": s.name,
             "subject": issue.subject or f"{s.name} #{issue.number}: {issue.title}",
             "preheader": issue.preheader or "",
-            "preview_filler": jinja2.utils.markupsafe.Markup(_PREVIEW_FILLER),
+            "preview_filler": Markup(_PREVIEW_FILLER),
             "labels": labels,
             "issue_line": f"{title_line} · {format_date(issue.date, issue.lang)}",
             "sections": [(sec.key, labels[sec.key], sec.items) for sec in issue.sections],
@@ -140,13 +162,25 @@ class Renderer:
             "postal_address": s.postal_address,
             "why": labels["why"].format(name=s.name),
             "personal": {name: f"{marker}{name}{marker}" for name in PERSONAL_FIELDS},
-            "md": lambda text: self.md.to_html(text, tag),
-            "md_inline": lambda text: self.md.to_html(text, tag, inline=True),
-            "md_text": self.md.to_text,
+            "md": lambda text: convert(text, False).html,
+            "md_inline": lambda text: convert(text, True).html,
+            "md_text": lambda text, inline=False: convert(text, inline).text,
             "link": tag,
             "image_src": image_src,
             "image_width": lambda image, limit=552: min(image.width or limit, limit),
         }
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled layouts cached per user (keyed by the layout's checksum, so never stale):
+    compiling them costs more than rendering an issue."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "newsletter", "jinja")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(folder)
 
 
 def render_issue(issue: Issue, settings: Settings, image_base: str = "") -> Rendered:

@@ -5,12 +5,10 @@ describes itself as JSON Schema, so the checker and ``newsletter schema`` cannot
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from newsletter.errors import Problem
@@ -19,13 +17,13 @@ from newsletter.source import Invalid, Path_, Source
 MISSING: Any = object()
 
 
-@dataclass
 class Context:
     """What a check needs besides the value: the source for locations, and the problems."""
 
-    source: Source
-    base_dir: Path
-    problems: list[Problem] = field(default_factory=list)
+    def __init__(self, source: Source, base_dir: Path, problems: list[Problem] | None = None):
+        self.source = source
+        self.base_dir = base_dir
+        self.problems = problems if problems is not None else []
 
     def error(self, path: Path_, message: str, key: bool = False, label: Path_ | None = None) -> Any:
         """Record an error at ``path`` (its key when ``key``), named by ``label`` (default: path)."""
@@ -227,8 +225,7 @@ class ListOf(Shape):
         return out
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     shape: Shape
     description: str
     required: bool = False
@@ -249,7 +246,9 @@ class Mapping(Shape):
         for key in value:
             if key not in self.fields:
                 ok = False
-                near = difflib.get_close_matches(str(key), list(self.fields), n=1, cutoff=0.6)
+                from difflib import get_close_matches  # only needed when there is a typo
+
+                near = get_close_matches(str(key), list(self.fields), n=1, cutoff=0.6)
                 hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(self.fields)}"
                 suggested.update(near)
                 ctx.error(path + (key,), f"unknown key '{key}'{hint}", key=True, label=path)

@@ -8,7 +8,6 @@ every problem carries ``FILE:LINE:COL``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,15 @@ _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "times
 MAX_VALUES = 100_000
 
 
-@dataclass
 class Source:
     """A loaded YAML file: its data, and where each key and value stands in it."""
 
-    file: str
-    data: Any
-    values: dict[Path_, Location] = field(default_factory=dict)
-    keys: dict[Path_, Location] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
+    def __init__(self, file: str, data: Any = None):
+        self.file = file
+        self.data = data
+        self.values: dict[Path_, Location] = {}
+        self.keys: dict[Path_, Location] = {}
+        self.problems: list[Problem] = []
 
     def where(self, path: Path_) -> Location:
         """The location of the value at ``path``, or of its nearest located parent."""

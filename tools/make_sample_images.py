@@ -35,12 +35,13 @@ def rect(c, x0, y0, x1, y1, col):
 
 
 def line(c, pts, col, thick=2):
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
         n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
         for i in range(n):
             x = x0 + (x1 - x0) * i / n
             y = y0 + (y1 - y0) * i / n
-            rect(c, int(x) - thick // 2, int(y) - thick // 2, int(x) + thick - thick // 2, int(y) + thick - thick // 2, col)
+            left, top = int(x) - thick // 2, int(y) - thick // 2
+            rect(c, left, top, left + thick, top + thick, col)
 
 
 def axes(c, w, h):

@@ -96,13 +96,16 @@ def test_repeated_url_and_long_preheader_are_warnings(ws) -> None:
     assert "issues/001.yaml:11:12: warning: sections.featured[1].url: the same URL is already linked on line 8" in shown
 
 
+NOT_MAPPING = "issues/001.yaml: the issue must be a mapping of keys to values (key: value)"
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
         (b"", "issues/001.yaml: the issue is empty"),
         (b"# only a comment\n", "issues/001.yaml: the issue is empty"),
-        (b"- a\n- b\n", "issues/001.yaml: the issue must be a mapping of keys to values (key: value), not a list"),
-        (b"just words\n", "issues/001.yaml: the issue must be a mapping of keys to values (key: value), not a single value"),
+        (b"- a\n- b\n", f"{NOT_MAPPING}, not a list"),
+        (b"just words\n", f"{NOT_MAPPING}, not a single value"),
         ("title: caf\u00e9\n".encode("latin-1"), "issues/001.yaml: is not UTF-8 text (invalid byte at offset 10)"),
     ],
     ids=["empty", "comment-only", "list", "scalar", "latin-1"],

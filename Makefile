@@ -1,0 +1,51 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything installs itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install test lint bench demo browser clean golden
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@# This environment may set PYTHONDONTWRITEBYTECODE; without .pyc files every command
+	@# would recompile the package from source (about 30 ms a run).
+	$(PY) -m compileall -q newsletter
+	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (the preview, pages at phone width).
+browser:
+	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
+	$(PY) -m compileall -q newsletter
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check newsletter tests bench tools
+
+bench: install
+	$(PY) -m compileall -q newsletter
+	$(PY) bench/bench_build.py
+
+demo: install
+	$(VENV)/bin/newsletter check issues/*.yaml
+	$(VENV)/bin/newsletter build issues/033.yaml
+	$(VENV)/bin/newsletter build issues/034.yaml
+	@echo
+	@echo "Open build/33/email.html (the email), build/33/email.txt (its text part)"
+	@echo "and build/33/index.html (the web page); issue 34 is the Chinese sample."
+
+# Refresh the committed golden output of the sample issue, on purpose only.
+golden: install
+	NEWSLETTER_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/integration/test_golden.py
+
+clean:
+	rm -rf build site outbox .pytest_cache

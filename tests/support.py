@@ -1,0 +1,94 @@
+"""Test helpers: a workspace in tmp_path that uses the repository's layouts."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from newsletter.cli import main
+from newsletter.config import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+LAYOUTS = REPO / "layouts"
+SAMPLE_IMAGE = REPO / "issues" / "img" / "pass-tiles.png"
+SHOTS = REPO / "build" / "screenshots"
+
+CONFIG = """\
+name: Test Weekly
+lang: {lang}
+from: "Editor <news@example.com>"
+base_url: https://news.example.com
+postal_address: 1 Example Street, Springfield
+about: |
+  Written by *the editor*. [Archive](https://news.example.com/)
+unsubscribe:
+  url: https://news.example.com/unsubscribe?token={{token}}
+  mailto: unsubscribe@example.com
+layouts: {layouts}
+{extra}
+"""
+
+ITEM = """\
+    - title: {title}
+      url: {url}
+      summary: |
+        {summary}
+"""
+
+
+class Workspace:
+    """A newsletter workspace on disk, with helpers to write issues and run the CLI."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.issues = root / "issues"
+        self.issues.mkdir()
+        (self.issues / "img").mkdir()
+        (self.issues / "img" / "figure.png").write_bytes(SAMPLE_IMAGE.read_bytes())
+        self.configure()
+
+    def configure(self, lang: str = "en", extra: str = "") -> None:
+        (self.root / "newsletter.yaml").write_text(
+            CONFIG.format(lang=lang, layouts=LAYOUTS, extra=extra), "utf-8"
+        )
+
+    @property
+    def settings(self):
+        return load_settings(self.root / "newsletter.yaml")
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.issues / name
+        path.write_text(textwrap.dedent(text), "utf-8")
+        return path
+
+    def issue(self, name: str = "001.yaml", number: int = 1, body: str | None = None, **top: str) -> Path:
+        """Write a valid issue; ``body`` replaces the sections block, ``top`` adds keys."""
+        head = f"number: {number}\ndate: 2021-10-10\ntitle: {top.pop('title', 'Test issue')}\n"
+        head += "".join(f"{k}: {v}\n" for k, v in top.items())
+        body = body or "sections:\n  featured:\n" + ITEM.format(
+            title="First item", url="https://example.com/first", summary="A summary."
+        )
+        return self.write(name, head + body)
+
+    def run(self, *args: str):
+        runner = CliRunner()
+        return runner.invoke(main, ["--config", str(self.root / "newsletter.yaml"), *args],
+                             catch_exceptions=False)
+
+
+def items_block(section: str, count: int, summary: str = "A summary.") -> str:
+    """A sections block with ``count`` items."""
+    return "sections:\n  " + section + ":\n" + "".join(
+        ITEM.format(title=f"Item number {i}", url=f"https://example.com/{i}", summary=summary)
+        for i in range(count)
+    )
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot under build/screenshots/ (a test artifact to look at)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
