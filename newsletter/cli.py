@@ -115,3 +115,28 @@ def schema() -> None:
     from newsletter.scaffold import schema_text
 
     click.echo(schema_text(), nl=False)
+
+
+@main.command()
+@click.argument("issue", type=click.Path(path_type=Path))
+@click.option("--port", default=8800, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the preview in the browser.")
+@click.pass_context
+def preview(ctx: click.Context, issue: Path, port: int, open_browser: bool) -> None:
+    """Serve a live preview of ISSUE on localhost, updating on every save."""
+    from newsletter.config import find_config
+    from newsletter.preview import serve_preview
+
+    config = find_config(Path.cwd(), ctx.obj["config"]).resolve()
+
+    def ready(url: str) -> None:
+        click.echo(f"Previewing {issue} at {url} (Ctrl-C stops)")
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    try:
+        serve_preview(issue.resolve(), config, port, ready, display=str(issue))
+    except KeyboardInterrupt:
+        click.echo("Stopped.")

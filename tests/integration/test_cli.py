@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 import yaml
 from bs4 import BeautifulSoup
+
 from support import REPO
 
 BROKEN = REPO / "tests" / "data" / "broken"

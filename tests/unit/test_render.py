@@ -7,11 +7,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
-from support import ITEM, items_block
 
 from newsletter.build import preview_values, review_issue
 from newsletter.check import check_issue
 from newsletter.render import GMAIL_CLIP_BYTES, Renderer
+
+from support import ITEM, items_block
 
 FULL = """\
 intro: "Hello *readers*."
