@@ -9,7 +9,7 @@ from typing import NamedTuple
 from newsletter.check import check_issue
 from newsletter.config import Settings
 from newsletter.errors import Location, Problem
-from newsletter.render import GMAIL_CLIP_BYTES, Rendered, Renderer
+from newsletter.render import GMAIL_CLIP_BYTES, ImageUrl, Rendered, Renderer
 
 PREVIEW_TOKEN = "preview-token-0000000000000000000000000000000"  # as long as a real one
 
@@ -40,10 +40,10 @@ def check_file(path: Path, settings: Settings, renderer: Renderer | None = None,
 
 
 def review_issue(path: Path, settings: Settings, renderer: Renderer | None = None,
-                 display: str | None = None, image_base: str = "") -> Reviewed:
+                 display: str | None = None, image_url: ImageUrl | None = None) -> Reviewed:
     """Check and render ``path``; raises ``Invalid`` with every error found."""
     checked = check_issue(path, settings.lang, display)
-    rendered = (renderer or Renderer(settings)).render(checked.issue, image_base)
+    rendered = (renderer or Renderer(settings)).render(checked.issue, image_url)
     return Reviewed(rendered, checked.warnings + _size_warning(rendered, settings, display or str(path)))
 
 

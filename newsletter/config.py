@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from newsletter.errors import Invalid, NewsletterError
 from newsletter.model import SECTION_KEYS
-from newsletter.shapes import Boolean, Context, Custom, Field, Integer, Mapping, Markdown, OneOf, Text, Url
+from newsletter.shapes import Boolean, Context, Custom, Field, Integer, Mapping, Markdown, Number, OneOf, Text, Url
 from newsletter.source import Path_, load_yaml
 
 CONFIG_NAME = "newsletter.yaml"
@@ -26,7 +26,9 @@ class Smtp(NamedTuple):
     username: str | None = None
     security: str = "none"
     connections: int = 4
-    rate: float = 10.0
+    rate: float = 10.0  # messages per second across all connections; 0: no limit
+    retries: int = 4  # attempts for a temporary failure (4xx, dropped connection)
+    backoff: float = 1.0  # seconds before the second attempt; doubles each time, plus jitter
 
 
 class Unsubscribe(NamedTuple):
@@ -106,7 +108,9 @@ def _format() -> Mapping:
                         "username": Field(Text(), "SMTP login; the password comes from the environment"),
                         "security": Field(OneOf("starttls", "ssl", "none"), "Connection security"),
                         "connections": Field(Integer(), "Parallel connections"),
-                        "rate": Field(Integer(), "Messages per second, at most"),
+                        "rate": Field(Number(), "Messages per second, at most (0: no limit)"),
+                        "retries": Field(Integer(), "Attempts for a temporary failure"),
+                        "backoff": Field(Number(), "Seconds before the second attempt (doubles each time)"),
                     }
                 ),
                 "The mail relay",
@@ -150,8 +154,6 @@ def load_settings(path: Path) -> Settings:
         raise Invalid(ctx.problems)
     root = path.parent
     smtp = {k: v for k, v in (data["smtp"] or {}).items() if v is not None}
-    if "rate" in smtp:
-        smtp["rate"] = float(smtp["rate"])
     return Settings(
         file=path,
         name=data["name"],

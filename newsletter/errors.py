@@ -13,8 +13,10 @@ class Location(NamedTuple):
     col: int = 0
 
     def __str__(self) -> str:
-        if self.line:
+        if self.line and self.col:
             return f"{self.file}:{self.line}:{self.col}"
+        if self.line:  # a CSV row: the line is known, the column is not
+            return f"{self.file}:{self.line}"
         return self.file
 
 

@@ -20,6 +20,7 @@ _EN = {
     "view_online": "Read this issue in your browser",
     "issue": "Issue {number}",
     "why": "You receive this email because you subscribed to {name}.",
+    "sent_to": "Sent to {email}.",
     "archive": "All issues",
 }
 _JA = {
@@ -37,6 +38,7 @@ _JA = {
     "view_online": "ブラウザで読む",
     "issue": "第{number}号",
     "why": "{name} に登録いただいたため、このメールをお送りしています。",
+    "sent_to": "送信先: {email}",
     "archive": "バックナンバー",
 }
 _ZH = {
@@ -54,6 +56,7 @@ _ZH = {
     "view_online": "在浏览器中阅读",
     "issue": "第 {number} 期",
     "why": "您收到这封邮件，是因为您订阅了 {name}。",
+    "sent_to": "收件人：{email}",
     "archive": "往期",
 }
 _BY_LANG = {"en": _EN, "ja": _JA, "zh": _ZH}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import os
-from pathlib import Path
+import re
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import css_inline
@@ -23,7 +24,7 @@ from newsletter.labels import format_date, labels_for
 from newsletter.markup import Markdown, Prose, add_utm, wrap
 from newsletter.model import Image, Issue
 
-PERSONAL_FIELDS = ("name", "email", "unsubscribe_url")
+ImageUrl = Callable[[str], str]
 GMAIL_CLIP_BYTES = 102 * 1024
 # Appended to the preheader so inboxes do not fill the preview with the body's first words.
 _PREVIEW_FILLER = "&#847;&zwnj;&nbsp;" * 24
@@ -40,17 +41,22 @@ class Rendered(NamedTuple):
     web: str
     marker: str  # unique per render, so no author text can be mistaken for a marker
 
-    def field(self, name: str) -> str:
-        return f"{self.marker}{name}{self.marker}"
+    def split(self, part: str) -> list[str]:
+        """``part`` cut at its personal fields: static text, field name, static text, ..."""
+        return re.split(f"{self.marker}([A-Za-z0-9_]+){self.marker}", part)
 
     def fill(self, values: dict[str, str]) -> tuple[str, str]:
-        """The email's HTML and text with personal ``values`` filled in (escaped for HTML)."""
-        html_out, text_out = self.html, self.text
-        for name in PERSONAL_FIELDS:
-            value = " ".join(values.get(name, "").split())  # no line breaks, ever
-            html_out = html_out.replace(self.field(name), html.escape(value))
-            text_out = text_out.replace(self.field(name), value)
-        return html_out, text_out
+        """The email's HTML and text with personal ``values`` filled in (escaped for HTML).
+        Sending does the same on pre-encoded bytes (``personalize``)."""
+
+        def fill_part(part: str, escape: bool) -> str:
+            pieces = self.split(part)
+            for n in range(1, len(pieces), 2):
+                value = " ".join(values.get(pieces[n], "").split())  # no line breaks, ever
+                pieces[n] = html.escape(value) if escape else value
+            return "".join(pieces)
+
+        return fill_part(self.html, True), fill_part(self.text, False)
 
     @property
     def html_size(self) -> int:
@@ -85,11 +91,12 @@ class Renderer:
             extra_css=css_file.read_text("utf-8") if css_file.is_file() else None,
         )
 
-    def render(self, issue: Issue, image_base: str = "", email_only: bool = False) -> Rendered:
-        """Render ``issue``. Local images are referenced as ``image_base + src``.
-        ``email_only`` skips the text part and the web page (``check`` only measures)."""
+    def render(self, issue: Issue, image_url: ImageUrl | None = None, email_only: bool = False) -> Rendered:
+        """Render ``issue``. A local image's ``src`` becomes ``image_url(src)`` (default:
+        the path as written, for pages with the images beside them). ``email_only`` skips
+        the text part and the web page (``check`` only measures the email)."""
         marker = "NL" + os.urandom(6).hex()
-        context = self.context(issue, marker, image_base)
+        context = self.context(issue, marker, image_url)
         email_html = self.inline_css(self.compile_mjml(self.template("email.mjml", context)))
         text = "" if email_only else self.template("email.txt", context)
         web = "" if email_only else self.template("web.html", context)
@@ -118,7 +125,7 @@ class Renderer:
         except jinja2.UndefinedError as e:
             raise NewsletterError(f"{self.settings.layouts / name}: layout error: {e.message}") from None
 
-    def context(self, issue: Issue, marker: str, image_base: str = "") -> dict[str, Any]:
+    def context(self, issue: Issue, marker: str, image_url: ImageUrl | None = None) -> dict[str, Any]:
         """What the layouts see: the issue, labels, settings and helper functions."""
         s = self.settings
         labels = labels_for(issue.lang, s.labels)
@@ -144,7 +151,7 @@ class Renderer:
             return prose[key]
 
         def image_src(image: Image) -> str:
-            return image.src if "://" in image.src else image_base + image.src
+            return image.src if "://" in image.src or image_url is None else image_url(image.src)
 
         title_line = labels["issue"].format(number=issue.number)
         return {
@@ -161,7 +168,7 @@ class Renderer:
             "about": s.about,
             "postal_address": s.postal_address,
             "why": labels["why"].format(name=s.name),
-            "personal": {name: f"{marker}{name}{marker}" for name in PERSONAL_FIELDS},
+            "personal": _Markers(marker),
             "md": lambda text: convert(text, False).html,
             "md_inline": lambda text: convert(text, True).html,
             "md_text": lambda text, inline=False: convert(text, inline).text,
@@ -169,6 +176,21 @@ class Renderer:
             "image_src": image_src,
             "image_width": lambda image, limit=552: min(image.width or limit, limit),
         }
+
+
+class _Markers:
+    """``personal.name``, ``personal.unsubscribe_url``, ``personal.<CSV column>`` in a
+    layout: a marker that each recipient's value replaces at send time."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __getattr__(self, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or name.startswith("_"):
+            raise AttributeError(name)
+        return f"{self.marker}{name}{self.marker}"
+
+    __getitem__ = __getattr__
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -183,11 +205,6 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(folder)
 
 
-def render_issue(issue: Issue, settings: Settings, image_base: str = "") -> Rendered:
+def render_issue(issue: Issue, settings: Settings, image_url: ImageUrl | None = None) -> Rendered:
     """Render one issue with a fresh Renderer (for one-off use)."""
-    return Renderer(settings).render(issue, image_base)
-
-
-def relative_image_paths(issue: Issue) -> list[tuple[Path, str]]:
-    """Each local image file and the path it is referenced by, for copying beside pages."""
-    return [(img.file, img.src) for img in issue.images if img.file is not None]
+    return Renderer(settings).render(issue, image_url)

@@ -121,6 +121,21 @@ class Integer(Shape):
         return {"type": "integer", "minimum": self.minimum}
 
 
+class Number(Shape):
+    def __init__(self, minimum: float = 0):
+        self.minimum = minimum
+
+    def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return ctx.error(path, f"expected a number, got {_type_name(value)}")
+        if value < self.minimum:
+            return ctx.error(path, f"must be {self.minimum} or more, not {value}")
+        return float(value)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "number", "minimum": self.minimum}
+
+
 class Boolean(Shape):
     def check(self, value: Any, path: Path_, ctx: Context) -> Any:
         if not isinstance(value, bool):

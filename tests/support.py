@@ -92,3 +92,61 @@ def screenshot(page, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps every message and can be told to misbehave per
+    recipient: a list of replies ("451 ...", "550 ...", "drop", "slow") used in turn."""
+
+    def __init__(self):
+        import threading
+
+        self.messages: list[tuple[str, bytes]] = []  # (recipient, raw message)
+        self.script: dict[str, list[str]] = {}
+        self.lock = threading.Lock()
+        self.delay = 0.0
+        self.started = 0  # DATA commands begun, accepted or not
+
+    def misbehave(self, recipient: str, *replies: str) -> None:
+        self.script[recipient.lower()] = list(replies)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        import asyncio
+
+        (rcpt,) = envelope.rcpt_tos  # one recipient per message, always
+        self.started += 1
+        steps = self.script.get(rcpt.lower())
+        action = steps.pop(0) if steps else None
+        if action == "drop":
+            session.transport.close() if hasattr(session, "transport") and session.transport else None
+            server.transport.close()
+            return "421 closing"
+        if action:
+            return action
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            self.messages.append((rcpt, envelope.original_content or envelope.content))
+        return "250 OK"
+
+    def received(self):
+        """Every message as an email.message.EmailMessage, with its envelope recipient."""
+        import email
+        from email import policy
+
+        return [(rcpt, email.message_from_bytes(raw, policy=policy.default)) for rcpt, raw in self.messages]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smtp_config(port: int, **extra) -> str:
+    """An `smtp:` section for newsletter.yaml pointing at a test server."""
+    settings = {"host": "127.0.0.1", "port": port, "security": "none", "connections": 2, "rate": 0,
+                "retries": 3, "backoff": 0.01, **extra}
+    return "smtp:\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items())

@@ -1,0 +1,214 @@
+"""The subscriber store: one SQLite file (WAL) holding subscribers, the consent record
+of every change to them, and the send journal (see ``journal``).
+
+An address is unique compared case-insensitively. Nobody is ever deleted: removing an
+address keeps it as ``unsubscribed`` so it is never mailed again, even if re-imported,
+unless it is added back explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from newsletter.errors import NewsletterError
+
+STATUSES = ("subscribed", "unsubscribed", "bounced")
+
+# Each entry migrates the schema from version N to N+1 (PRAGMA user_version).
+MIGRATIONS = [
+    """
+    CREATE TABLE subscribers (
+        email_key TEXT PRIMARY KEY,          -- the address, lower-cased
+        email TEXT NOT NULL,                 -- as given
+        name TEXT NOT NULL DEFAULT '',
+        fields TEXT NOT NULL DEFAULT '{}',   -- extra CSV columns, as JSON
+        status TEXT NOT NULL CHECK (status IN ('subscribed', 'unsubscribed', 'bounced')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE events (                    -- the consent record: every change, when, why
+        id INTEGER PRIMARY KEY,
+        email_key TEXT NOT NULL,
+        at TEXT NOT NULL,
+        change TEXT NOT NULL,
+        source TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_by_address ON events (email_key);
+    CREATE TABLE deliveries (                -- the send journal, one row per issue and address
+        issue INTEGER NOT NULL,
+        email_key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        code INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (issue, email_key)
+    );
+    CREATE INDEX deliveries_by_state ON deliveries (issue, state);
+    """,
+]
+
+
+class Subscriber(NamedTuple):
+    email: str
+    name: str
+    fields: dict[str, str]
+    status: str
+    created_at: str
+    updated_at: str
+
+
+def now() -> str:
+    """UTC time as ISO 8601 text, to the microsecond (orders events within a second)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (and create or migrate) the store. WAL lets readers run beside one writer;
+    synchronous=NORMAL keeps every commit safe from a killed process, which is the
+    crash the send journal must survive."""
+    try:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        raise NewsletterError(f"{path}: not a subscriber store ({e})") from None
+    if version > len(MIGRATIONS):
+        raise NewsletterError(f"{path}: made by a newer version of newsletter (schema {version})")
+    for number in range(version, len(MIGRATIONS)):
+        try:  # one script, one transaction: a migration happens whole or not at all
+            db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;")
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    return db
+
+
+class transaction:  # noqa: N801 (used like a function: `with transaction(db):`)
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: all or nothing."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.db.execute("ROLLBACK" if kind else "COMMIT")
+
+
+class Store:
+    """Subscribers and their consent record."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = connect(path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get(self, email: str) -> Subscriber | None:
+        row = self.db.execute(
+            "SELECT email, name, fields, status, created_at, updated_at FROM subscribers WHERE email_key = ?",
+            (email.strip().lower(),),
+        ).fetchone()
+        return _subscriber(row) if row else None
+
+    def all(self) -> Iterator[Subscriber]:
+        rows = self.db.execute(
+            "SELECT email, name, fields, status, created_at, updated_at FROM subscribers ORDER BY created_at, email_key"
+        )
+        return map(_subscriber, rows)
+
+    def count(self, status: str = "subscribed") -> int:
+        return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?", (status,)).fetchone()[0]
+
+    def add(self, email: str, name: str = "", fields: dict[str, str] | None = None, source: str = "cli") -> str:
+        """Subscribe ``email`` explicitly (this brings back an unsubscribed or bounced
+        address). Returns what happened: added, resubscribed or updated."""
+        with transaction(self.db):
+            return self._upsert(email, name, fields or {}, source, explicit=True)
+
+    def add_many(self, rows: Iterable[tuple[str, str, dict[str, str]]], source: str) -> dict[str, int]:
+        """Import rows in one transaction: all of them or, on any error, none.
+        Unsubscribed and bounced addresses stay as they are."""
+        counts = {"added": 0, "updated": 0, "unchanged": 0, "kept unsubscribed": 0, "kept bounced": 0}
+        with transaction(self.db):
+            for email, name, fields in rows:
+                counts[self._upsert(email, name, fields, source, explicit=False)] += 1
+        return counts
+
+    def set_status(self, email: str, status: str, source: str, detail: str = "") -> bool:
+        """Change an address's status; False if the address is unknown."""
+        with transaction(self.db):
+            return change_status(self.db, email.strip().lower(), status, source, detail)
+
+    def _upsert(self, email: str, name: str, fields: dict[str, str], source: str, explicit: bool) -> str:
+        key, at = email.strip().lower(), now()
+        row = self.db.execute("SELECT status, name, fields FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+        data = json.dumps(fields, ensure_ascii=False, sort_keys=True)
+        if row is None:
+            self.db.execute(
+                "INSERT INTO subscribers (email_key, email, name, fields, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'subscribed', ?, ?)",
+                (key, email.strip(), name, data, at, at),
+            )
+            self._record(key, at, "subscribed", source)
+            return "added"
+        status, old_name, old_fields = row
+        if status != "subscribed" and not explicit:
+            return f"kept {status}"
+        merged = json.dumps({**json.loads(old_fields), **fields}, ensure_ascii=False, sort_keys=True)
+        new_name = name or old_name
+        if status == "subscribed" and (new_name, merged) == (old_name, old_fields):
+            return "unchanged"
+        self.db.execute(
+            "UPDATE subscribers SET name = ?, fields = ?, status = 'subscribed', updated_at = ? WHERE email_key = ?",
+            (new_name, merged, at, key),
+        )
+        if status != "subscribed":
+            self._record(key, at, "subscribed", source, f"was {status}")
+            return "resubscribed"
+        return "updated"
+
+    def _record(self, key: str, at: str, change: str, source: str, detail: str = "") -> None:
+        record_event(self.db, key, at, change, source, detail)
+
+    def events(self, email: str) -> list[tuple[str, str, str, str]]:
+        """The consent record of an address: (at, change, source, detail), oldest first."""
+        return self.db.execute(
+            "SELECT at, change, source, detail FROM events WHERE email_key = ? ORDER BY id",
+            (email.strip().lower(),),
+        ).fetchall()
+
+
+def record_event(db: sqlite3.Connection, key: str, at: str, change: str, source: str, detail: str = "") -> None:
+    """Add to the consent record (inside the caller's transaction)."""
+    db.execute("INSERT INTO events (email_key, at, change, source, detail) VALUES (?, ?, ?, ?, ?)",
+               (key, at, change, source, detail))
+
+
+def change_status(db: sqlite3.Connection, key: str, status: str, source: str, detail: str = "") -> bool:
+    """Set an address's status and record the change (inside the caller's transaction)."""
+    row = db.execute("SELECT status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+    if row is None:
+        return False
+    if row[0] != status:
+        at = now()
+        db.execute("UPDATE subscribers SET status = ?, updated_at = ? WHERE email_key = ?", (status, at, key))
+        record_event(db, key, at, status, source, detail)
+    return True
+
+
+def _subscriber(row: tuple) -> Subscriber:
+    email, name, fields, status, created, updated = row
+    return Subscriber(email, name, json.loads(fields), status, created, updated)

@@ -1,0 +1,85 @@
+"""Identities derived from the list and an address: the signed unsubscribe token, the
+List-Id and a Message-ID that is the same for the same issue and recipient."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+
+from newsletter.errors import NewsletterError
+
+SECRET_VARIABLE = "NEWSLETTER_SECRET"
+
+
+def secret_from_environment() -> bytes:
+    """The signing key, from NEWSLETTER_SECRET or the system keyring; never from a file."""
+    value = os.environ.get(SECRET_VARIABLE)
+    if not value:
+        value = _from_keyring("secret")
+    if not value:
+        raise NewsletterError(
+            f"no signing key for unsubscribe links: set {SECRET_VARIABLE}",
+            hint="a long random string, kept out of the workspace; or `keyring set newsletter secret`",
+        )
+    return value.encode("utf-8")
+
+
+def _from_keyring(name: str) -> str | None:
+    try:
+        import keyring
+
+        return keyring.get_password("newsletter", name)
+    except Exception:  # no keyring installed, or no backend on this machine
+        return None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: bytes, list_id: str, purpose: str, payload: str) -> bytes:
+    message = f"{purpose}\0{list_id}\0{payload}".encode()
+    return hmac.new(secret, message, hashlib.sha256).digest()[:18]
+
+
+def make_token(secret: bytes, list_id: str, email: str, purpose: str = "unsubscribe") -> str:
+    """``<address>.<hmac>``, both base64url: the server can tell whom it is for and that
+    we made it, with no table of tokens to keep."""
+    email = email.strip().lower()
+    return f"{_b64(email.encode())}.{_b64(_mac(secret, list_id, purpose, email))}"
+
+
+def read_token(secret: bytes, list_id: str, token: str, purpose: str = "unsubscribe") -> str | None:
+    """The address a valid token was made for, or None if it was not made by us."""
+    try:
+        left, right = token.split(".", 1)
+        email = _unb64(left).decode()
+        given = _unb64(right)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return email if hmac.compare_digest(given, _mac(secret, list_id, purpose, email)) else None
+
+
+def list_id(name: str, sender: str | None) -> str:
+    """A List-Id (RFC 2919) from the newsletter's name and the sender's domain."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "newsletter"
+    return f"{slug}.{domain_of(sender)}"
+
+
+def domain_of(sender: str | None) -> str:
+    """The domain of an address like ``Name <news@example.com>`` (localhost if none)."""
+    match = re.search(r"@([A-Za-z0-9.-]+)", sender or "")
+    return match.group(1).lower() if match else "localhost"
+
+
+def message_id(list_key: str, issue: int, email: str, domain: str) -> str:
+    """Stable per issue and recipient, so a resent message is recognisably the same one."""
+    digest = hashlib.sha256(f"{list_key}\0{issue}\0{email.strip().lower()}".encode()).hexdigest()[:32]
+    return f"<{issue}.{digest}@{domain}>"
