@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test lint bench demo browser clean golden
+.PHONY: install test lint bench demo browser smtp-sink clean golden
 
 install: $(STAMP)
 
@@ -31,21 +31,23 @@ test: install browser
 lint: install
 	$(VENV)/bin/ruff check newsletter tests bench tools
 
+# Postfix's smtp-sink for the send benchmark (the package only; Postfix is never started).
+smtp-sink:
+	@[ -x /usr/sbin/smtp-sink ] || { echo "postfix postfix/main_mailer_type select No configuration" | \
+	  $(SUDO) debconf-set-selections && $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postfix >/dev/null; }
+
 # Every benchmark runs; the exit status is non-zero if any missed its target.
-bench: install browser
+bench: install browser smtp-sink
 	$(PY) -m compileall -q newsletter
 	@status=0; \
 	$(PY) bench/bench_build.py || status=1; echo; \
-	$(PY) bench/bench_preview.py || status=1; \
+	$(PY) bench/bench_preview.py || status=1; echo; \
+	NEWSLETTER_SECRET=bench-secret $(PY) bench/bench_send.py || status=1; \
 	exit $$status
 
 demo: install
-	$(VENV)/bin/newsletter check issues/*.yaml
-	$(VENV)/bin/newsletter build issues/033.yaml
-	$(VENV)/bin/newsletter build issues/034.yaml
-	@echo
-	@echo "Open build/33/email.html (the email), build/33/email.txt (its text part)"
-	@echo "and build/33/index.html (the web page); issue 34 is the Chinese sample."
+	tools/demo.sh
 
 # Refresh the committed golden output of the sample issue, on purpose only.
 golden: install

@@ -27,7 +27,7 @@ import os
 import re
 import time
 from email.header import Header
-from email.utils import formataddr, formatdate
+from email.utils import formatdate
 from pathlib import Path
 from typing import NamedTuple
 
@@ -183,7 +183,22 @@ class MessageTemplate:
 
 
 def _to_header(recipient: Recipient) -> bytes:
+    """``To: "Name" <address>``; a non-ASCII name as an RFC 2047 encoded word, one word
+    as email.utils.formataddr writes it (several times slower): mail readers join
+    several words without a space, Python's parser does not. A very long name is split
+    into several words, to keep the line under SMTP's 998 characters."""
     name = " ".join(recipient.name.split())
     if not name:
         return f"To: {recipient.email}\r\n".encode()
-    return f"To: {formataddr((name, recipient.email), 'utf-8')}\r\n".encode()
+    if name.isascii():
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'To: "{quoted}" <{recipient.email}>\r\n'.encode()
+    words, chunk = [], ""
+    for ch in name:
+        if len((chunk + ch).encode()) > 600:
+            words.append(chunk)
+            chunk = ""
+        chunk += ch
+    words.append(chunk)
+    encoded = "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
+    return f"To: {encoded} <{recipient.email}>\r\n".encode()

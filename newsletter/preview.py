@@ -116,6 +116,17 @@ class Preview:
                 files = watched_files(self.issue, self.config)  # a layout may have been added
                 last = _stamp(files)
 
+    def send_test(self, address: str) -> dict[str, Any]:
+        """Mail one test copy of the issue as it is on disk now."""
+        from newsletter.send import send_test
+
+        try:
+            delivery = send_test(self.issue, load_settings(self.config), address, self.display)
+        except NewsletterError as e:
+            return {"ok": False, "message": "\n".join(e.lines())}
+        ok = delivery.status == "sent"
+        return {"ok": ok, "message": f"Test copy sent to {address}." if ok else f"Not sent: {delivery.detail}"}
+
     def wait_newer(self, version: int, timeout: float) -> Snapshot:
         with self.changed:
             self.changed.wait_for(lambda: self.snapshot.version > version or self.stopping.is_set(), timeout)
@@ -157,6 +168,26 @@ class Handler(BaseHTTPRequestHandler):
             self.image(url.path.removeprefix("/view/"))
         else:
             self.send_error(HTTPStatus.NOT_FOUND)
+
+    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        """POST /send-test {"address": ...}: one copy, exactly as `newsletter send --test`."""
+        if urlsplit(self.path).path != "/send-test":
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        # Only this page may ask: a JSON body forces a CORS preflight on other sites, and
+        # the Origin, when a browser sends one, must be ours.
+        origin = self.headers.get("Origin")
+        host = self.headers.get("Host", "")
+        if self.headers.get("Content-Type") != "application/json" or (origin and origin != f"http://{host}"):
+            self.send_error(HTTPStatus.FORBIDDEN)
+            return
+        try:
+            length = min(int(self.headers.get("Content-Length", "0")), 10_000)
+            address = str(json.loads(self.rfile.read(length)).get("address", ""))
+        except (ValueError, AttributeError):
+            self.send_error(HTTPStatus.BAD_REQUEST)
+            return
+        self.send(json.dumps(self.preview.send_test(address)).encode(), "application/json")
 
     def send(self, body: bytes, content_type: str) -> None:
         self.send_response(HTTPStatus.OK)

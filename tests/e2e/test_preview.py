@@ -201,3 +201,37 @@ def test_the_server_listens_on_loopback_only(server: Server) -> None:
         with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
             s.settimeout(1)
             assert s.connect_ex((address, server.port)) != 0
+
+
+def test_send_test_button_mails_one_copy_like_send_test(page, workspace: Path, smtp, secret) -> None:
+    from support import smtp_config
+
+    config = workspace / "newsletter.yaml"
+    config.write_text(config.read_text() + smtp_config(smtp.port))
+    server = Server(workspace, free_port())
+    try:
+        page.goto(server.url)
+        page.get_by_label("Test address").fill("someone@localhost")
+        page.get_by_role("button", name="Send test").click()
+        page.locator("#test-result.bad").wait_for(timeout=10_000)
+        assert "is not a valid email address" in page.locator("#test-result").inner_text()
+        page.get_by_label("Test address").fill("me@example.org")
+        page.get_by_role("button", name="Send test").click()
+        page.locator("#test-result.ok").wait_for(timeout=10_000)
+        assert page.locator("#test-result").inner_text() == "Test copy sent to me@example.org."
+        ((rcpt, message),) = smtp.received()
+        assert rcpt == "me@example.org"
+        assert message["Subject"].startswith("[TEST] Akira's Machine Learning News #33")
+    finally:
+        server.stop()
+
+
+def test_send_test_refuses_other_origins(server: Server) -> None:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(server.url + "send-test", data=b'{"address": "x@example.com"}', method="POST",
+                                     headers={"Content-Type": "application/json", "Origin": "https://evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert caught.value.code == 403

@@ -56,3 +56,13 @@ def test_the_unsubscribe_link_differs_per_recipient_and_the_rest_is_shared(templ
     b = tpl.personalize(Recipient("b@example.com"))
     assert a != b
     assert tpl.values(Recipient("a@example.com"))["token"] != tpl.values(Recipient("b@example.com"))["token"]
+
+
+@pytest.mark.parametrize("name", ['Smith, "J" \\ Jr.', "李伟" * 40, "Zoë Ünal", "a" * 300])
+def test_to_header_round_trips_any_name(template, name: str) -> None:
+    _, tpl = template
+    raw = tpl.personalize(Recipient("a@example.com", name))
+    message = email.message_from_bytes(raw, policy=policy.default)
+    (address,) = message["To"].addresses
+    assert (address.display_name, address.addr_spec) == (name, "a@example.com")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998

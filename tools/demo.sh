@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make demo`: check and build the sample issues, start a local SMTP server that saves
+# what it receives to outbox/, import the sample subscribers and send issue 33 to them.
+# Everything the demo stores lives in build/demo/, so it never touches your own list.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NL=.venv/bin/newsletter
+PY=.venv/bin/python
+export NEWSLETTER_SECRET="${NEWSLETTER_SECRET:-demo-secret-not-for-a-real-list}"
+
+$NL check issues/*.yaml
+$NL build issues/033.yaml
+$NL build issues/034.yaml
+
+rm -rf build/demo outbox
+mkdir -p build/demo
+config=build/demo/newsletter.yaml
+sed '/^subscribers:/d' newsletter.yaml > "$config"
+printf 'subscribers: %s\nlayouts: %s\n' "$PWD/build/demo/subscribers.db" "$PWD/layouts" >> "$config"
+
+$NL capture --port 8025 --outbox outbox > build/demo/capture.log 2>&1 &
+capture=$!
+trap 'kill $capture 2>/dev/null || true' EXIT
+$PY -c "from newsletter.preview import wait_for_port; wait_for_port(8025)"
+
+$NL --config "$config" subscribers import samples/subscribers.csv
+$NL --config "$config" send issues/033.yaml
+$NL --config "$config" status issues/033.yaml
+
+cat <<MSG
+
+Done. Look at:
+  build/33/email.html   the email as subscribers see it (email.txt: its text part)
+  build/33/index.html   the web version (build/34/: the Chinese sample)
+  outbox/               every message the local SMTP server received, one .eml each
+                        (open one in a mail app)
+Next: .venv/bin/newsletter preview issues/033.yaml   (a live preview while you edit)
+MSG
