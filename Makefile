@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test lint bench demo browser smtp-sink clean golden
+.PHONY: install test lint bench demo demo-stop browser smtp-sink wrk clean golden
 
 install: $(STAMP)
 
@@ -37,17 +37,26 @@ smtp-sink:
 	  $(SUDO) debconf-set-selections && $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postfix >/dev/null; }
 
+# wrk, the load generator of the web benchmark.
+wrk:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+
 # Every benchmark runs; the exit status is non-zero if any missed its target.
-bench: install browser smtp-sink
+bench: install browser smtp-sink wrk
 	$(PY) -m compileall -q newsletter
 	@status=0; \
 	$(PY) bench/bench_build.py || status=1; echo; \
 	$(PY) bench/bench_preview.py || status=1; echo; \
-	NEWSLETTER_SECRET=bench-secret $(PY) bench/bench_send.py || status=1; \
+	NEWSLETTER_SECRET=bench-secret $(PY) bench/bench_send.py || status=1; echo; \
+	$(PY) bench/bench_web.py || status=1; \
 	exit $$status
 
 demo: install
 	tools/demo.sh
+
+demo-stop:
+	tools/demo-stop.sh
 
 # Refresh the committed golden output of the sample issue, on purpose only.
 golden: install

@@ -61,28 +61,26 @@ def write_issue(reviewed: Reviewed, settings: Settings, out_dir: Path) -> list[P
     """Write ``out_dir/<number>/`` email.html, email.txt, index.html and the images."""
     rendered = reviewed.rendered
     target = out_dir / str(rendered.issue.number)
-    target.mkdir(parents=True, exist_ok=True)
     email_html, email_text = rendered.fill(preview_values(settings))
     files = {"email.html": email_html, "email.txt": email_text, "index.html": rendered.web}
-    written = []
     for name, content in files.items():
-        written.append(target / name)
-        _write_if_changed(target / name, content)
+        write_file(target / name, content)
+    written = [target / name for name in files]
     for image in rendered.issue.images:
         if image.file is not None:
-            dest = target / image.src
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            data = image.file.read_bytes()
-            if not dest.exists() or dest.read_bytes() != data:
-                dest.write_bytes(data)
-            written.append(dest)
+            write_file(target / image.src, image.file.read_bytes())
+            written.append(target / image.src)
     return written
 
 
-def _write_if_changed(path: Path, content: str) -> None:
-    data = content.encode("utf-8")
+def write_file(path: Path, content: str | bytes) -> list[Path]:
+    """Write ``path`` unless it already holds ``content`` (mtimes then stay, so static
+    hosts and watchers see only real changes). Returns [path] if it was written."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
     if path.exists() and path.read_bytes() == data:
-        return  # keeps mtimes, so static hosts and watchers see only real changes
-    tmp = path.with_suffix(path.suffix + ".tmp")
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+    return [path]

@@ -344,3 +344,49 @@ def capture(port: int, outbox: Path) -> None:
         click.echo("Stopped.")
     finally:
         controller.stop()
+
+
+@main.command()
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("site"), show_default=True, help="Folder to write the site into.")
+@click.pass_context
+def archive(ctx: click.Context, out_dir: Path) -> None:
+    """Write the static archive: an index, every issue's page, an Atom feed."""
+    from newsletter.archive import build_archive
+
+    settings = _settings(ctx)
+    changed = build_archive(settings, out_dir)
+    for path in changed:
+        click.echo(str(path))
+    feed = "" if settings.base_url else " (no feed: set base_url in newsletter.yaml for one)"
+    click.echo(f"Archive in {out_dir}/: {len(changed)} file(s) changed{feed}. Open {out_dir / 'index.html'}.",
+               err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the archive, one-click unsubscribe and confirmed sign-up."""
+    import socket
+
+    import uvicorn
+
+    from newsletter.archive import build_archive
+    from newsletter.tokens import secret_from_environment
+    from newsletter.web import create_app
+
+    settings = _settings(ctx)
+    secret = secret_from_environment()
+    site = settings.root / "site"
+    build_archive(settings, site)
+    with socket.socket() as probe:  # a clear message for a busy port, before uvicorn starts
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise NewsletterError(f"{host}:{port} is busy ({e.strerror})", hint="pass --port N") from None
+    click.echo(f"Serving {site}/ with unsubscribe and sign-up at http://{host}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(create_app(settings, secret, site), host=host, port=port, log_level="warning",
+                access_log=False, server_header=False)

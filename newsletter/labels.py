@@ -22,6 +22,23 @@ _EN = {
     "why": "You receive this email because you subscribed to {name}.",
     "sent_to": "Sent to {email}.",
     "archive": "All issues",
+    "subscribe_prompt": "Get the next issue by email",
+    "subscribe": "Subscribe",
+    "feed": "Atom feed",
+    "unsubscribe_title": "Unsubscribe from {name}?",
+    "unsubscribe_button": "Unsubscribe {email}",
+    "unsubscribed": "You are unsubscribed: {name} will send no more email to {email}.",
+    "bad_link": "This link is not valid: it may be mistyped, or too old. Nothing was changed.",
+    "check_inbox": "Thank you! If {email} can receive mail, a confirmation link is on its way. "
+                   "Open it to finish signing up.",
+    "bad_address": "That does not look like an email address.",
+    "confirm_title": "Confirm your subscription to {name}",
+    "confirm_button": "Yes, subscribe {email}",
+    "confirmed": "Welcome! {email} is subscribed to {name}.",
+    "confirm_subject": "Confirm your subscription to {name}",
+    "confirm_body": "Someone, probably you, asked to subscribe {email} to {name}.\n\n"
+                    "To confirm, open this link within {hours} hours:\n{url}\n\n"
+                    "If it was not you, ignore this email: nothing will happen.",
 }
 _JA = {
     "featured": "今週の注目ニュース",
@@ -40,6 +57,17 @@ _JA = {
     "why": "{name} に登録いただいたため、このメールをお送りしています。",
     "sent_to": "送信先: {email}",
     "archive": "バックナンバー",
+    "subscribe_prompt": "次号をメールで受け取る",
+    "subscribe": "購読する",
+    "unsubscribe_title": "{name} の配信を停止しますか？",
+    "unsubscribe_button": "{email} の配信を停止する",
+    "unsubscribed": "配信を停止しました。{name} から {email} へのメールはもう届きません。",
+    "bad_link": "このリンクは無効です（入力ミスか、期限切れの可能性があります）。何も変更していません。",
+    "check_inbox": "ありがとうございます。{email} 宛てに確認リンクを送りました。開いて登録を完了してください。",
+    "bad_address": "メールアドレスの形式ではないようです。",
+    "confirm_title": "{name} の購読を確認",
+    "confirm_button": "{email} で購読する",
+    "confirmed": "ようこそ！{email} で {name} を購読しました。",
 }
 _ZH = {
     "featured": "本周精选",
@@ -58,6 +86,17 @@ _ZH = {
     "why": "您收到这封邮件，是因为您订阅了 {name}。",
     "sent_to": "收件人：{email}",
     "archive": "往期",
+    "subscribe_prompt": "通过邮件接收下一期",
+    "subscribe": "订阅",
+    "unsubscribe_title": "退订 {name}？",
+    "unsubscribe_button": "退订 {email}",
+    "unsubscribed": "已退订：{name} 不会再向 {email} 发送邮件。",
+    "bad_link": "此链接无效（可能输错或已过期）。没有任何更改。",
+    "check_inbox": "谢谢！如果 {email} 能收信，确认链接已在路上，打开它即可完成订阅。",
+    "bad_address": "这看起来不像邮箱地址。",
+    "confirm_title": "确认订阅 {name}",
+    "confirm_button": "确认用 {email} 订阅",
+    "confirmed": "欢迎！{email} 已订阅 {name}。",
 }
 _BY_LANG = {"en": _EN, "ja": _JA, "zh": _ZH}
 _MONTHS = "January February March April May June July August September October November December"

@@ -164,8 +164,10 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/view/text":
             page = _page("text.html").decode().replace("{text}", html.escape(snap.text))
             self.send(page.encode("utf-8"), "text/html; charset=utf-8")
-        elif url.path.startswith("/view/img/"):
-            self.image(url.path.removeprefix("/view/"))
+        elif url.path.startswith(("/view/img/", "/img/")):
+            # /img/ too: once the page rewrites the frame in place (document.open), the
+            # frame's URL becomes the page's own, and relative image paths resolve from "/".
+            self.image(url.path.removeprefix("/view/").removeprefix("/"))
         else:
             self.send_error(HTTPStatus.NOT_FOUND)
 

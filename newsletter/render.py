@@ -91,12 +91,18 @@ class Renderer:
             extra_css=css_file.read_text("utf-8") if css_file.is_file() else None,
         )
 
-    def render(self, issue: Issue, image_url: ImageUrl | None = None, email_only: bool = False) -> Rendered:
+    def render(self, issue: Issue, image_url: ImageUrl | None = None, email_only: bool = False,
+               site_root: str | None = None) -> Rendered:
         """Render ``issue``. A local image's ``src`` becomes ``image_url(src)`` (default:
         the path as written, for pages with the images beside them). ``email_only`` skips
-        the text part and the web page (``check`` only measures the email)."""
+        the text part and the web page (``check`` only measures the email). ``site_root``
+        is the archive's root relative to the web page ("../"): its links then stay
+        within the site, wherever it is served (default: absolute, from base_url)."""
         marker = "NL" + os.urandom(6).hex()
         context = self.context(issue, marker, image_url)
+        if site_root is not None:
+            context["archive_url"] = site_root + "index.html"
+            context["subscribe_url"] = site_root + "subscribe" if self.settings.base_url else None
         email_html = self.inline_css(self.compile_mjml(self.template("email.mjml", context)))
         text = "" if email_only else self.template("email.txt", context)
         web = "" if email_only else self.template("web.html", context)
@@ -112,6 +118,20 @@ class Renderer:
     def inline_css(self, email_html: str) -> str:
         """Inline email.css into the elements; <style> blocks (media queries) stay as they are."""
         return self.inliner.inline(email_html)
+
+    def site_context(self, lang: str | None = None) -> dict[str, Any]:
+        """What the archive index, the feed and the web side's pages see."""
+        s = self.settings
+        lang = lang or s.lang
+        return {
+            "lang": lang,
+            "name": s.name,
+            "labels": labels_for(lang, s.labels),
+            "about": s.about,
+            "base_url": s.base_url,
+            "subscribe_url": "subscribe" if s.base_url else None,  # the archive's root page
+            "md": lambda text: self.md.convert(text, lambda url: url).html,
+        }
 
     def template(self, name: str, context: dict[str, Any]) -> str:
         """Render one layout, turning template mistakes into errors that name the layout."""
@@ -165,6 +185,7 @@ class Renderer:
             "sections": [(sec.key, labels[sec.key], sec.items) for sec in issue.sections],
             "web_url": f"{s.base_url}/{issue.number}/" if s.base_url else None,
             "archive_url": f"{s.base_url}/" if s.base_url else None,
+            "subscribe_url": f"{s.base_url}/subscribe" if s.base_url else None,
             "about": s.about,
             "postal_address": s.postal_address,
             "why": labels["why"].format(name=s.name),

@@ -34,3 +34,17 @@ def smtp():
 def secret(monkeypatch: pytest.MonkeyPatch) -> bytes:
     monkeypatch.setenv("NEWSLETTER_SECRET", "test-secret-do-not-use")
     return b"test-secret-do-not-use"
+
+
+@pytest.fixture
+def web(ws, smtp, secret):
+    """`newsletter serve` on a free port, for a workspace with two subscribers."""
+    from support import Web, free_port, smtp_config
+
+    ws.configure(extra=smtp_config(smtp.port))
+    ws.issue("001.yaml", number=1, highlights='["First *highlight*"]')
+    for address in ("ada@example.com", "bob@example.com"):
+        ws.run("subscribers", "add", address)
+    server = Web(ws, free_port())
+    yield server
+    server.stop()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import load_settings
+from newsletter.preview import wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 LAYOUTS = REPO / "layouts"
@@ -150,3 +157,32 @@ def smtp_config(port: int, **extra) -> str:
     settings = {"host": "127.0.0.1", "port": port, "security": "none", "connections": 2, "rate": 0,
                 "retries": 3, "backoff": 0.01, **extra}
     return "smtp:\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items())
+
+
+class Web:
+    """`newsletter serve` as a subprocess on ``port``, and plain HTTP requests to it."""
+
+    def __init__(self, ws, port: int):
+        self.ws, self.port = ws, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+                                        cwd=ws.root, env={**os.environ}, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for_port(port, timeout=20)
+        except TimeoutError:
+            self.process.kill()
+            raise AssertionError(self.process.communicate()[1]) from None
+
+    def request(self, method: str, path: str, data: dict | None = None) -> tuple[int, str]:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        request = urllib.request.Request(self.base + path, data=body, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)

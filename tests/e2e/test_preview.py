@@ -68,8 +68,11 @@ def titles() -> list[str]:
     return [item["title"] for items in data["sections"].values() for item in items]
 
 
-def frame_text(page) -> str:
-    return page.frame_locator("#frame").locator("body").inner_text()
+def assert_images_load(page) -> None:
+    broken = page.frame_locator("#frame").locator("img").evaluate_all(
+        """imgs => Promise.all(imgs.map(i => i.decode().then(() => null, () => i.src)))
+                   .then(r => r.filter(Boolean))""")
+    assert broken == []
 
 
 def test_page_shows_every_item_title_and_the_inbox_line(page, server: Server) -> None:
@@ -81,9 +84,7 @@ def test_page_shows_every_item_title_and_the_inbox_line(page, server: Server) ->
         "Akira's Machine Learning News #33: Pre-training accuracy is not downstream accuracy")
     assert page.locator("#preheader").inner_text().startswith("A people-free ImageNet replacement")
     assert "KB of 102 KB" in page.locator("#size").inner_text()
-    broken = page.frame_locator("#frame").locator("img").evaluate_all(
-        "imgs => imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
-    assert broken == []
+    assert_images_load(page)
     screenshot(page, "preview-desktop")
 
 
@@ -137,6 +138,7 @@ def test_saving_updates_the_page_without_a_reload_keeping_view_and_scroll(page, 
     server.edit("title: Pre-training accuracy is not downstream accuracy", "title: Edited while previewing")
     frame.locator("h1", has_text="Edited while previewing").wait_for(timeout=5000)
     assert page.evaluate("window.notReloaded") is True
+    assert_images_load(page)
     assert page.locator("#subject").inner_text().endswith("Edited while previewing")
     assert page.get_by_role("button", name="Mobile").get_attribute("aria-pressed") == "true"
     y = page.evaluate("document.getElementById('frame').contentWindow.scrollY")

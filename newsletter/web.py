@@ -1,0 +1,121 @@
+"""``newsletter serve``: the archive plus one-click unsubscribe and confirmed sign-up.
+
+Starlette (ASGI) under uvicorn: a small, well-kept framework with a production server,
+async where it matters (many idle connections) and plain functions in a thread pool for
+the SQLite and SMTP work. The rules themselves live in ``consent``.
+
+    GET  /unsubscribe?token=T   a page with a button; changes nothing (scanners prefetch)
+    POST /unsubscribe?token=T   RFC 8058 one-click (List-Unsubscribe=One-Click) or the button
+    POST /subscribe             email=...: mails a confirmation link (same answer for everyone)
+    GET  /confirm?token=T       a page with a button; changes nothing
+    POST /confirm               token=...: subscribes
+    /...                        the static archive
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from newsletter.config import Settings
+from newsletter.consent import Consent
+from newsletter.errors import NewsletterError
+from newsletter.render import Renderer
+
+# Our pages load nothing from elsewhere and run no script; say so to the browser.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
+    """The web side, serving the archive built in ``site``."""
+    consent = Consent(settings, secret)
+    renderer = Renderer(settings)
+    context = {**renderer.site_context(), "subscribe_url": "/subscribe"}
+    labels = context["labels"]
+
+    def page(title: str, message: str = "", form: dict | None = None, status: int = 200) -> HTMLResponse:
+        body = renderer.template("page.html", {**context, "title": title, "message": message, "form": form})
+        return HTMLResponse(body, status_code=status, headers=HEADERS)
+
+    def bad_link() -> HTMLResponse:
+        return page(labels["unsubscribe"], labels["bad_link"], status=400)
+
+    async def token_of(request: Request) -> str:
+        token = request.query_params.get("token")
+        if token is None and request.method == "POST":
+            token = (await request.form()).get("token")
+        return str(token or "")
+
+    async def unsubscribe_page(request: Request) -> HTMLResponse:
+        token = await token_of(request)
+        email = consent.unsubscribe_address(token)
+        if email is None:
+            return bad_link()
+        return page(labels["unsubscribe_title"].format(name=settings.name), "",
+                    {"action": "/unsubscribe", "fields": {"token": token},
+                     "button": labels["unsubscribe_button"].format(email=email)})
+
+    async def unsubscribe(request: Request) -> HTMLResponse:
+        form = await request.form()
+        one_click = form.get("List-Unsubscribe") == "One-Click"
+        source = "one-click (RFC 8058)" if one_click else "unsubscribe page"
+        email = await run_in_threadpool(consent.unsubscribe, await token_of(request), source)
+        if email is None:
+            return bad_link()
+        return page(labels["unsubscribe"], labels["unsubscribed"].format(name=settings.name, email=email))
+
+    async def subscribe(request: Request) -> HTMLResponse:
+        address = str((await request.form()).get("email", ""))
+        try:
+            await run_in_threadpool(consent.request, address, f"web sign-up from {_client(request)}")
+        except NewsletterError as e:
+            if "is not a valid email address" in e.message:
+                return page(labels["subscribe"], labels["bad_address"], status=400)
+            raise
+        return page(labels["subscribe"], labels["check_inbox"].format(email=address.strip()))
+
+    async def confirm_page(request: Request) -> HTMLResponse:
+        token = await token_of(request)
+        email = consent.confirm_address(token)
+        if email is None:
+            return page(labels["subscribe"], labels["bad_link"], status=400)
+        return page(labels["confirm_title"].format(name=settings.name), "",
+                    {"action": "/confirm", "fields": {"token": token},
+                     "button": labels["confirm_button"].format(email=email)})
+
+    async def confirm(request: Request) -> HTMLResponse:
+        email = await run_in_threadpool(consent.confirm, await token_of(request), "web sign-up, confirmed")
+        if email is None:
+            return page(labels["subscribe"], labels["bad_link"], status=400)
+        return page(labels["subscribe"], labels["confirmed"].format(email=email, name=settings.name))
+
+    routes = [
+        Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe", unsubscribe, methods=["POST"]),
+        Route("/subscribe", subscribe, methods=["POST"]),
+        Route("/confirm", confirm_page, methods=["GET"]),
+        Route("/confirm", confirm, methods=["POST"]),
+        Mount("/", StaticFiles(directory=site, html=True)),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        consent.close()
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
