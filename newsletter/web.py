@@ -74,7 +74,7 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
         email = await run_in_threadpool(consent.unsubscribe, await token_of(request), source)
         if email is None:
             return bad_link()
-        return page(labels["unsubscribe"], labels["unsubscribed"].format(name=settings.name, email=email))
+        return page(labels["unsubscribed_title"], labels["unsubscribed"].format(name=settings.name, email=email))
 
     async def subscribe(request: Request) -> HTMLResponse:
         address = str((await request.form()).get("email", ""))
@@ -84,7 +84,7 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
             if "is not a valid email address" in e.message:
                 return page(labels["subscribe"], labels["bad_address"], status=400)
             raise
-        return page(labels["subscribe"], labels["check_inbox"].format(email=address.strip()))
+        return page(labels["check_inbox_title"], labels["check_inbox"].format(email=address.strip()))
 
     async def confirm_page(request: Request) -> HTMLResponse:
         token = await token_of(request)
@@ -99,7 +99,7 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
         email = await run_in_threadpool(consent.confirm, await token_of(request), "web sign-up, confirmed")
         if email is None:
             return page(labels["subscribe"], labels["bad_link"], status=400)
-        return page(labels["subscribe"], labels["confirmed"].format(email=email, name=settings.name))
+        return page(labels["confirmed_title"], labels["confirmed"].format(email=email, name=settings.name))
 
     routes = [
         Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
