@@ -224,8 +224,3 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     except OSError:
         return None
     return jinja2.FileSystemBytecodeCache(folder)
-
-
-def render_issue(issue: Issue, settings: Settings, image_url: ImageUrl | None = None) -> Rendered:
-    """Render one issue with a fresh Renderer (for one-off use)."""
-    return Renderer(settings).render(issue, image_url)
