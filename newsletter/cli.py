@@ -272,6 +272,9 @@ def send(ctx: click.Context, issue: Path, test_address: str | None, dry_dir: Pat
     if progress:
         click.echo(err=True)
     _print_report(report, settings)
+    if report.interrupted:
+        click.echo("Stopped by Ctrl-C after the messages in flight.", err=True)
+        sys.exit(130)
     if report.counts["failed"]:
         sys.exit(3)
 

@@ -44,6 +44,7 @@ class Report(NamedTuple):
     failures: list[Entry]
     unknowns: list[Entry]
     recovered: int  # rows found in `sending` (a killed run) and made unknown
+    interrupted: bool = False  # stopped by Ctrl-C, after the messages in flight
 
 
 def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = "") -> MessageTemplate:
@@ -117,14 +118,22 @@ def send_issue(path: Path, settings: Settings, display: str, *, limit: int | Non
                for n in range(max(1, min(settings.smtp.connections, todo)))] if todo else []
     for w in workers:
         w.start()
-    for w in workers:
-        w.join()
+    interrupted = False
+    try:
+        for w in workers:
+            while w.is_alive():
+                w.join(0.2)  # a bare join() would not let Ctrl-C through
+    except KeyboardInterrupt:  # stop claiming; let the messages in flight finish
+        interrupted = True
+        run.stop()
+        for w in workers:
+            w.join()
     first.close()
     journal.settle()
     if run.fatal is not None:
         raise run.fatal
     report = Report(run.sent, run.failed, journal.counts(), journal.entries("failed"), journal.entries("unknown"),
-                    recovered)
+                    recovered, interrupted)
     journal.close()
     return report
 
@@ -139,10 +148,15 @@ class _Run:
         self.lock = threading.Lock()
         self.claimed = self.sent = self.failed = 0
         self.fatal: NewsletterError | None = None
+        self.stopping = False
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
 
     def _may_claim(self) -> bool:
         with self.lock:
-            if self.fatal is not None or self.claimed >= self.todo:
+            if self.fatal is not None or self.stopping or self.claimed >= self.todo:
                 return False
             self.claimed += 1
             return True

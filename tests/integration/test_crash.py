@@ -71,3 +71,21 @@ def test_sigkill_then_rerun_mails_nobody_twice(crashable, smtp, kill_after: int)
         assert retried.exit_code == 0
         assert set(received(smtp)) == everyone
         assert "0 unknown" in crashable.run("status", "issues/033.yaml").stdout
+
+
+def test_ctrl_c_stops_after_the_messages_in_flight_and_a_rerun_finishes(crashable, smtp) -> None:
+    process = start_send(crashable)
+    deadline = time.monotonic() + 30
+    while len(smtp.messages) < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Stopped by Ctrl-C after the messages in flight." in err and "Traceback" not in err
+    assert "Run the same command again to send the rest." in out
+    assert "0 unknown" in out  # nothing was left half-done
+    rerun = crashable.run("send", "issues/033.yaml")
+    assert rerun.exit_code == 0
+    counts = received(smtp)
+    assert len(counts) == PEOPLE and max(counts.values()) == 1
