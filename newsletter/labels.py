@@ -35,6 +35,7 @@ _EN = {
     "check_inbox": "Thank you! If {email} can receive mail, a confirmation link is on its way. "
                    "Open it to finish signing up.",
     "bad_address": "That does not look like an email address.",
+    "try_later": "The confirmation mail could not be sent just now. Please try again in a few minutes.",
     "confirm_title": "Confirm your subscription to {name}",
     "confirm_button": "Yes, subscribe {email}",
     "confirmed": "Welcome! {email} is subscribed to {name}.",
@@ -71,6 +72,7 @@ _JA = {
     "bad_link": "このリンクは無効です（入力ミスか、期限切れの可能性があります）。何も変更していません。",
     "check_inbox": "ありがとうございます。{email} 宛てに確認リンクを送りました。開いて登録を完了してください。",
     "bad_address": "メールアドレスの形式ではないようです。",
+    "try_later": "確認メールを送信できませんでした。しばらくしてからもう一度お試しください。",
     "confirm_title": "{name} の購読を確認",
     "confirm_button": "{email} で購読する",
     "confirmed": "ようこそ！{email} で {name} を購読しました。",
@@ -103,6 +105,7 @@ _ZH = {
     "bad_link": "此链接无效（可能输错或已过期）。没有任何更改。",
     "check_inbox": "谢谢！如果 {email} 能收信，确认链接已在路上，打开它即可完成订阅。",
     "bad_address": "这看起来不像邮箱地址。",
+    "try_later": "暂时无法发送确认邮件，请稍后再试。",
     "confirm_title": "确认订阅 {name}",
     "confirm_button": "确认用 {email} 订阅",
     "confirmed": "欢迎！{email} 已订阅 {name}。",

@@ -15,6 +15,7 @@ the SQLite and SMTP work. The rules themselves live in ``consent``.
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -27,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 from newsletter.config import Settings
 from newsletter.consent import Consent
 from newsletter.errors import NewsletterError
+from newsletter.importing import check_address
 from newsletter.render import Renderer
 
 # Our pages load nothing from elsewhere and run no script; say so to the browser.
@@ -79,11 +81,14 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
     async def subscribe(request: Request) -> HTMLResponse:
         address = str((await request.form()).get("email", ""))
         try:
+            check_address(address)
+        except NewsletterError:
+            return page(labels["subscribe"], labels["bad_address"], status=400)
+        try:
             await run_in_threadpool(consent.request, address, f"web sign-up from {_client(request)}")
-        except NewsletterError as e:
-            if "is not a valid email address" in e.message:
-                return page(labels["subscribe"], labels["bad_address"], status=400)
-            raise
+        except NewsletterError as e:  # the relay refused or is down: tell the operator, not the visitor
+            print(f"sign-up of {address.strip()}: {e}", file=sys.stderr)
+            return page(labels["subscribe"], labels["try_later"], status=503)
         return page(labels["check_inbox_title"], labels["check_inbox"].format(email=address.strip()))
 
     async def confirm_page(request: Request) -> HTMLResponse:

@@ -199,3 +199,11 @@ def test_adding_an_issue_rebuilds_only_what_must(tmp_path: Path) -> None:
     text = (root / "issues" / "034.yaml").read_text().replace("number: 34", "number: 35")
     (root / "issues" / "035.yaml").write_text(text.replace("date: 2021-10-17", "date: 2021-10-24"))
     assert run() == ["site/35/img/scaling-curves.png", "site/35/index.html", "site/feed.xml", "site/index.html"]
+
+
+def test_a_relay_that_refuses_the_confirmation_gives_a_try_later_page(web, smtp) -> None:
+    smtp.misbehave("new@example.com", "554 5.7.1 Relay refused")
+    code, body = web.request("POST", "/subscribe", {"email": "new@example.com"})
+    assert code == 503 and "try again" in body
+    code, body = web.request("POST", "/subscribe", {"email": "new@example.com"})  # not throttled: none was sent
+    assert code == 200 and [rcpt for rcpt, _ in smtp.messages] == ["new@example.com"]
