@@ -113,8 +113,9 @@ class Preview:
             if now != last:
                 last = now
                 self.rebuild()
-                files = watched_files(self.issue, self.config)  # a layout may have been added
-                last = _stamp(files)
+                # A layout may have been added; no new stamp here, so that a save made
+                # during the rebuild is seen on the next tick instead of lost.
+                files = watched_files(self.issue, self.config)
 
     def send_test(self, address: str) -> dict[str, Any]:
         """Mail one test copy of the issue as it is on disk now."""

@@ -196,6 +196,10 @@ class Renderer:
             "link": tag,
             "image_src": image_src,
             "image_width": lambda image, limit=552: min(image.width or limit, limit),
+            # With both attributes the reader's app reserves the space before the image
+            # arrives, so nothing below it jumps.
+            "image_height": lambda image, limit=552: (round(image.height * min(image.width, limit) / image.width)
+                                                      if image.width and image.height else None),
         }
 
 
