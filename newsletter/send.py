@@ -120,14 +120,11 @@ def send_issue(path: Path, settings: Settings, display: str, *, limit: int | Non
         w.start()
     interrupted = False
     try:
-        for w in workers:
-            while w.is_alive():
-                w.join(0.2)  # a bare join() would not let Ctrl-C through
+        run.wait_done(len(workers))
     except KeyboardInterrupt:  # stop claiming; let the messages in flight finish
         interrupted = True
         run.stop()
-        for w in workers:
-            w.join()
+        run.wait_done(len(workers))
     first.close()
     journal.settle()
     if run.fatal is not None:
@@ -149,10 +146,18 @@ class _Run:
         self.claimed = self.sent = self.failed = 0
         self.fatal: NewsletterError | None = None
         self.stopping = False
+        self.finished = threading.Semaphore(0)  # released once by each worker as it ends
 
     def stop(self) -> None:
         with self.lock:
             self.stopping = True
+
+    def wait_done(self, workers: int) -> None:
+        """Wait until every worker has finished. A semaphore, not Thread.join: a join
+        interrupted by Ctrl-C can take a live thread for finished (CPython 3.11)."""
+        for _ in range(workers):
+            while not self.finished.acquire(timeout=0.2):  # short waits let Ctrl-C through
+                pass
 
     def _may_claim(self) -> bool:
         with self.lock:
@@ -194,7 +199,10 @@ class _Run:
                 done = Outcome(key, delivery)
                 self._done(delivery)
         finally:
-            if done is not None:
-                journal.advance(done, claim=False)
-            journal.close()
-            connection.close()
+            try:
+                if done is not None:
+                    journal.advance(done, claim=False)
+                journal.close()
+                connection.close()
+            finally:
+                self.finished.release()
