@@ -259,3 +259,30 @@ def test_the_rate_limit_spaces_messages(sending, smtp) -> None:
     sending.run("send", "issues/033.yaml")
     assert time.monotonic() - start >= 3 / 20 * 0.9  # four messages, three gaps of 1/20 s
     assert len(smtp.messages) == 4
+
+
+def test_on_a_terminal_send_shows_a_progress_bar(sending, smtp) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "newsletter", "send", "issues/033.yaml"], cwd=sending.root,
+                               stdout=subprocess.PIPE, stderr=slave, env={**os.environ})
+    os.close(slave)
+    out, _ = process.communicate(timeout=60)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert process.returncode == 0
+    bar = shown.decode().strip().split("\r")[-1]
+    assert re.search(r"\[#{30}\] 4/4  \d+/s  ETA 0:00", bar), shown
+    assert "This run: 4 sent" in out.decode()
