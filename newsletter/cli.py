@@ -325,12 +325,10 @@ def status(ctx: click.Context, issue: Path) -> None:
     """Show what the send of ISSUE has done so far."""
     from newsletter.check import check_issue
     from newsletter.journal import STATES, Journal
-    from newsletter.store import Store
 
     settings = _settings(ctx)
     number = check_issue(issue, settings.lang, str(issue)).issue.number
-    Store(settings.subscribers).close()
-    journal = Journal(settings.subscribers, number)
+    journal = Journal(settings.subscribers, number)  # opening creates or migrates the store
     try:
         counts = journal.counts()
         click.echo(f"Issue {number}: " + ", ".join(f"{counts[s]} {s}" for s in STATES))

@@ -133,6 +133,8 @@ class MessageTemplate:
         self.body += self._encode(rendered, rendered.html, html_part=True)
         self.body.append(tail)
         self._date = (0, "")
+        mailto = settings.unsubscribe.mailto
+        self.mailto = f"mailto:{mailto}?subject=unsubscribe" if mailto else ""
 
     @staticmethod
     def _encode(rendered: Rendered, part: str, html_part: bool) -> list[bytes | Field]:
@@ -149,8 +151,7 @@ class MessageTemplate:
         token = make_token(self.secret, self.list_id, recipient.email)
         url = self.settings.unsubscribe.url
         unsubscribe = url.replace("{token}", token) if url else ""
-        if not unsubscribe and self.settings.unsubscribe.mailto:
-            unsubscribe = f"mailto:{self.settings.unsubscribe.mailto}?subject=unsubscribe"
+        unsubscribe = unsubscribe or self.mailto
         return {**recipient.fields, "name": recipient.name, "email": recipient.email,
                 "unsubscribe_url": unsubscribe, "token": token}
 
@@ -163,8 +164,8 @@ class MessageTemplate:
         links = []
         if self.settings.unsubscribe.url:
             links.append(f"<{values['unsubscribe_url']}>")
-        if self.settings.unsubscribe.mailto:
-            links.append(f"<mailto:{self.settings.unsubscribe.mailto}?subject=unsubscribe>")
+        if self.mailto:
+            links.append(f"<{self.mailto}>")
         head = [
             _to_header(recipient),
             f"Date: {self._date[1]}\r\nMessage-ID: {message_id(self.list_id, self.issue, recipient.email, self.domain)}"

@@ -101,7 +101,6 @@ def send_issue(path: Path, settings: Settings, display: str, *, limit: int | Non
     """Send the issue to every subscribed address the journal has not seen it go to."""
     template = prepare(path, settings, display)
     issue = template.issue
-    Store(settings.subscribers).close()  # creates or migrates the store before the journal uses it
     journal = Journal(settings.subscribers, issue)
     recovered = journal.open_run(retry_unknown)
     todo = journal.pending_count()
