@@ -31,19 +31,13 @@ def preview_values(settings: Settings) -> dict[str, str]:
     }
 
 
-def check_file(path: Path, settings: Settings, renderer: Renderer | None = None,
-               display: str | None = None) -> list[Problem]:
-    """``newsletter check``: the checker's warnings plus the size warning; raises ``Invalid``."""
-    checked = check_issue(path, settings.lang, display)
-    rendered = (renderer or Renderer(settings)).render(checked.issue, email_only=True)
-    return checked.warnings + _size_warning(rendered, settings, display or str(path))
-
-
 def review_issue(path: Path, settings: Settings, renderer: Renderer | None = None,
-                 display: str | None = None, image_url: ImageUrl | None = None) -> Reviewed:
-    """Check and render ``path``; raises ``Invalid`` with every error found."""
+                 display: str | None = None, image_url: ImageUrl | None = None,
+                 email_only: bool = False) -> Reviewed:
+    """Check and render ``path``, with every warning (the email's size included); raises
+    ``Invalid`` with every error found. ``email_only``: `check` needs only the email."""
     checked = check_issue(path, settings.lang, display)
-    rendered = (renderer or Renderer(settings)).render(checked.issue, image_url)
+    rendered = (renderer or Renderer(settings)).render(checked.issue, image_url, email_only=email_only)
     return Reviewed(rendered, checked.warnings + _size_warning(rendered, settings, display or str(path)))
 
 

@@ -58,7 +58,7 @@ def _settings(ctx: click.Context):
 @click.pass_context
 def check(ctx: click.Context, issues: tuple[Path, ...]) -> None:
     """Check issue files; print every problem as FILE:LINE:COL: message."""
-    from newsletter.build import check_file
+    from newsletter.build import review_issue
     from newsletter.errors import Invalid
     from newsletter.render import Renderer
 
@@ -67,7 +67,7 @@ def check(ctx: click.Context, issues: tuple[Path, ...]) -> None:
     failed = False
     for path in issues:
         try:
-            warnings = check_file(path, settings, renderer, display=str(path))
+            warnings = review_issue(path, settings, renderer, display=str(path), email_only=True).warnings
         except Invalid as e:
             failed = True
             for line in e.lines():
