@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from newsletter.preview import wait_for_port  # noqa: E402
+from newsletter.ports import free_port, wait_for_port  # noqa: E402
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
@@ -51,9 +50,7 @@ def main() -> int:
         shutil.copytree(REPO / "issues", root / "issues")
         shutil.copy(REPO / "newsletter.yaml", root)
         (root / "newsletter.yaml").write_text((REPO / "newsletter.yaml").read_text() + f"layouts: {REPO / 'layouts'}\n")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "newsletter", "preview", "issues/033.yaml",
                                    "--port", str(port)], cwd=root, stdout=subprocess.DEVNULL)
         try:

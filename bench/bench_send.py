@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,17 +29,12 @@ sys.path.insert(0, str(REPO))
 
 from newsletter.config import load_settings  # noqa: E402
 from newsletter.personalize import Recipient  # noqa: E402
-from newsletter.preview import wait_for_port  # noqa: E402
+from newsletter.ports import free_port, wait_for_port  # noqa: E402
 from newsletter.send import prepare, send_issue  # noqa: E402
 from newsletter.store import Store, connect  # noqa: E402
 
 SINK = Path("/usr/sbin/smtp-sink")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_sink(port: int) -> subprocess.Popen:

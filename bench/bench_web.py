@@ -11,7 +11,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,18 +23,13 @@ sys.path.insert(0, str(REPO))
 
 from newsletter.archive import build_archive  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.preview import wait_for_port  # noqa: E402
+from newsletter.ports import free_port, wait_for_port  # noqa: E402
 from newsletter.store import Store  # noqa: E402
 from newsletter.tokens import list_id, make_token  # noqa: E402
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 SECRET = "bench-secret"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def workspace(root: Path, issues: int = 0) -> Path:

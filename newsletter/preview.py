@@ -12,7 +12,6 @@ import html
 import json
 import re
 import threading
-import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -254,16 +253,3 @@ def serve_preview(issue: Path, config: Path, port: int, ready: Callable[[str], N
         with preview.changed:
             preview.changed.notify_all()
         server.server_close()
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    """Block until something listens on 127.0.0.1:``port`` (tests and benchmarks)."""
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")

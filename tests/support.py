@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import load_settings
-from newsletter.preview import wait_for_port
+from newsletter.ports import free_port, wait_for_port  # noqa: F401 (tests import it from here)
 
 REPO = Path(__file__).resolve().parent.parent
 LAYOUTS = REPO / "layouts"
@@ -142,14 +142,6 @@ class SmtpRecorder:
         from email import policy
 
         return [(rcpt, email.message_from_bytes(raw, policy=policy.default)) for rcpt, raw in self.messages]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def smtp_config(port: int, **extra) -> str:

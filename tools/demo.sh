@@ -24,7 +24,7 @@ printf 'subscribers: %s\nlayouts: %s\n' "$PWD/build/demo/subscribers.db" "$PWD/l
 
 nohup $NL capture --port 8025 --outbox outbox > build/demo/capture.log 2>&1 &
 echo $! > build/demo/capture.pid
-$PY -c "from newsletter.preview import wait_for_port; wait_for_port(8025)"
+$PY -c "from newsletter.ports import wait_for_port; wait_for_port(8025)"
 
 $NL --config "$config" subscribers import samples/subscribers.csv
 $NL --config "$config" send issues/033.yaml
@@ -32,7 +32,7 @@ $NL --config "$config" status issues/033.yaml
 
 nohup $NL --config "$config" serve --port 8000 > build/demo/serve.log 2>&1 &
 echo $! > build/demo/serve.pid
-$PY -c "from newsletter.preview import wait_for_port; wait_for_port(8000, timeout=30)"
+$PY -c "from newsletter.ports import wait_for_port; wait_for_port(8000, timeout=30)"
 
 cat <<MSG
 

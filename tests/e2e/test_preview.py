@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newsletter.preview import wait_for_port
+from newsletter.ports import free_port, wait_for_port
 
 from support import REPO, screenshot
 
 SAMPLE = REPO / "issues" / "033.yaml"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
