@@ -24,10 +24,10 @@ import mjml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from newsletter.build import review_issue, write_issue  # noqa: E402
-from newsletter.check import check_issue  # noqa: E402
+from newsletter.authoring.build import review_issue, write_issue  # noqa: E402
+from newsletter.authoring.check import check_issue  # noqa: E402
+from newsletter.authoring.render import Renderer  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.render import Renderer  # noqa: E402
 
 ITEM = """\
     - title: Item {i}, a paper title of ordinary length about transformers

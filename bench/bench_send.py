@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.personalize import Recipient  # noqa: E402
+from newsletter.mailing.personalize import Recipient  # noqa: E402
+from newsletter.mailing.send import prepare, send_issue  # noqa: E402
+from newsletter.mailing.store import Store, connect  # noqa: E402
 from newsletter.ports import free_port, wait_for_port  # noqa: E402
-from newsletter.send import prepare, send_issue  # noqa: E402
-from newsletter.store import Store, connect  # noqa: E402
 
 SINK = Path("/usr/sbin/smtp-sink")
 

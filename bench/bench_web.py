@@ -21,11 +21,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from newsletter.archive import build_archive  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
+from newsletter.mailing.store import Store  # noqa: E402
+from newsletter.mailing.tokens import list_id, make_token  # noqa: E402
 from newsletter.ports import free_port, wait_for_port  # noqa: E402
-from newsletter.store import Store  # noqa: E402
-from newsletter.tokens import list_id, make_token  # noqa: E402
+from newsletter.web.archive import build_archive  # noqa: E402
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 SECRET = "bench-secret"

@@ -6,8 +6,20 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from newsletter.errors import Invalid, NewsletterError
-from newsletter.model import SECTION_KEYS
-from newsletter.shapes import Boolean, Context, Custom, Field, Integer, Mapping, Markdown, Number, OneOf, Text, Url
+from newsletter.shapes import (
+    SECTION_KEYS,
+    Boolean,
+    Context,
+    Custom,
+    Field,
+    Integer,
+    Mapping,
+    Markdown,
+    Number,
+    OneOf,
+    Text,
+    Url,
+)
 from newsletter.source import Path_, load_yaml
 
 CONFIG_NAME = "newsletter.yaml"

@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 from newsletter.errors import Problem
 from newsletter.source import Invalid, Path_, Source
 
+# The fixed sections of an issue, in the order they are rendered.
+SECTION_KEYS = ("featured", "use_cases", "papers", "articles", "other")
+
 MISSING: Any = object()
 
 

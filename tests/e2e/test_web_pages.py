@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.store import Store
-from newsletter.tokens import list_id, make_token
+from newsletter.mailing.store import Store
+from newsletter.mailing.tokens import list_id, make_token
 
 from support import screenshot
 

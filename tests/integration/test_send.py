@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.store import Store
-from newsletter.tokens import list_id, read_token
+from newsletter.mailing.store import Store
+from newsletter.mailing.tokens import list_id, read_token
 
 from support import smtp_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from newsletter.store import Store
+from newsletter.mailing.store import Store
 
 GOOD = "email,name\nada@example.com,Ada\n"
 

@@ -15,8 +15,8 @@ import feedparser
 import html5lib
 import pytest
 
-from newsletter.store import Store
-from newsletter.tokens import list_id, make_expiring_token, make_token
+from newsletter.mailing.store import Store
+from newsletter.mailing.tokens import list_id, make_expiring_token, make_token
 
 from support import REPO
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.check import check_issue
+from newsletter.authoring.check import check_issue
 from newsletter.errors import Invalid, NewsletterError
 
 BROKEN = Path(__file__).resolve().parent.parent / "data" / "broken"

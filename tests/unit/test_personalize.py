@@ -8,9 +8,9 @@ from email import policy
 
 import pytest
 
-from newsletter.check import check_issue
-from newsletter.personalize import MessageTemplate, Recipient
-from newsletter.render import Renderer
+from newsletter.authoring.check import check_issue
+from newsletter.authoring.render import Renderer
+from newsletter.mailing.personalize import MessageTemplate, Recipient
 
 HOSTILE_VALUES = [
     "plain",

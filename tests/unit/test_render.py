@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from bs4 import BeautifulSoup
 
-from newsletter.build import preview_values, review_issue
-from newsletter.check import check_issue
-from newsletter.render import GMAIL_CLIP_BYTES, Renderer
+from newsletter.authoring.build import preview_values, review_issue
+from newsletter.authoring.check import check_issue
+from newsletter.authoring.render import GMAIL_CLIP_BYTES, Renderer
 
 from support import ITEM, items_block
 

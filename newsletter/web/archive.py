@@ -14,13 +14,13 @@ from typing import NamedTuple
 
 from markupsafe import Markup
 
-from newsletter.build import write_file
-from newsletter.check import check_issue
+from newsletter.authoring.build import write_file
+from newsletter.authoring.check import check_issue
+from newsletter.authoring.labels import format_date, labels_for
+from newsletter.authoring.model import Issue
+from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
 from newsletter.errors import Invalid, NewsletterError, Problem
-from newsletter.labels import format_date, labels_for
-from newsletter.model import Issue
-from newsletter.render import Renderer
 
 
 class Entry(NamedTuple):

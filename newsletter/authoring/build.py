@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from newsletter.check import check_issue
+from newsletter.authoring.check import check_issue
+from newsletter.authoring.render import GMAIL_CLIP_BYTES, ImageUrl, Rendered, Renderer
 from newsletter.config import Settings
 from newsletter.errors import Location, Problem
-from newsletter.render import GMAIL_CLIP_BYTES, ImageUrl, Rendered, Renderer
 
 PREVIEW_TOKEN = "preview-token-0000000000000000000000000000000"  # as long as a real one
 

@@ -14,16 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from newsletter.check import check_issue
+from newsletter.authoring.check import check_issue
+from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
-from newsletter.importing import check_address
-from newsletter.journal import Entry, Journal, Outcome
-from newsletter.personalize import MessageTemplate, Recipient, image_urls
-from newsletter.render import Renderer
-from newsletter.store import Store
-from newsletter.tokens import domain_of, secret_from_environment
-from newsletter.transport import (
+from newsletter.mailing.importing import check_address
+from newsletter.mailing.journal import Entry, Journal, Outcome
+from newsletter.mailing.personalize import MessageTemplate, Recipient, image_urls
+from newsletter.mailing.store import Store
+from newsletter.mailing.tokens import domain_of, secret_from_environment
+from newsletter.mailing.transport import (
     Connection,
     ConnectionLost,
     Delivery,

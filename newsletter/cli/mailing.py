@@ -1,7 +1,5 @@
-"""The mailing side of the ``newsletter`` command: subscribers, send, status, capture.
-
-Thin, like ``cli``: parse arguments, call one function, print. ``cli`` registers these.
-"""
+"""The mailing commands: subscribers, send, status, capture. Thin: parse, call one
+function, print."""
 
 from __future__ import annotations
 
@@ -11,12 +9,11 @@ from pathlib import Path
 
 import click
 
+from newsletter.cli.base import settings_of
 from newsletter.errors import NewsletterError
 
 
 def _settings(ctx: click.Context):
-    from newsletter.cli import settings_of
-
     return settings_of(ctx)
 
 
@@ -26,7 +23,7 @@ def subscribers() -> None:
 
 
 def _store(ctx: click.Context):
-    from newsletter.store import Store
+    from newsletter.mailing.store import Store
 
     return Store(_settings(ctx).subscribers)
 
@@ -37,7 +34,7 @@ def _store(ctx: click.Context):
 @click.pass_context
 def subscribers_import(ctx: click.Context, csv_file: Path, strict: bool) -> None:
     """Import a CSV with a header row: email (required), name, more columns."""
-    from newsletter.importing import read_csv
+    from newsletter.mailing.importing import read_csv
 
     rows, problems = read_csv(csv_file, str(csv_file))
     for problem in problems:
@@ -62,7 +59,7 @@ def subscribers_import(ctx: click.Context, csv_file: Path, strict: bool) -> None
 @click.pass_context
 def subscribers_add(ctx: click.Context, email: str, name: str) -> None:
     """Subscribe EMAIL (this also brings back an unsubscribed address)."""
-    from newsletter.importing import check_address, check_name
+    from newsletter.mailing.importing import check_address, check_name
 
     email, name = check_address(email), check_name(name)
     store = _store(ctx)
@@ -122,7 +119,7 @@ def subscribers_list(ctx: click.Context, fmt: str) -> None:
 def send(ctx: click.Context, issue: Path, test_address: str | None, dry_dir: Path | None, limit: int | None,
          retry_unknown: bool) -> None:
     """Send ISSUE to every subscriber, each once, resuming where a previous run stopped."""
-    from newsletter import send as sending
+    from newsletter.mailing import send as sending
 
     gc.enable()
     if test_address and dry_dir:
@@ -193,8 +190,8 @@ def _print_entries(failures, unknowns) -> None:
 @click.pass_context
 def status(ctx: click.Context, issue: Path) -> None:
     """Show what the send of ISSUE has done so far."""
-    from newsletter.check import check_issue
-    from newsletter.journal import STATES, Journal
+    from newsletter.authoring.check import check_issue
+    from newsletter.mailing.journal import STATES, Journal
 
     settings = _settings(ctx)
     number = check_issue(issue, settings.lang, str(issue)).issue.number
@@ -214,7 +211,7 @@ def capture(port: int, outbox: Path) -> None:
     """Run a local SMTP server on 127.0.0.1 that saves each message to OUTBOX as .eml."""
     import threading
 
-    from newsletter.capture import start_capture
+    from newsletter.mailing.capture import start_capture
 
     gc.enable()
     controller = start_capture(outbox, port)

@@ -17,13 +17,13 @@ import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from newsletter.authoring.labels import labels_for
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
-from newsletter.importing import check_address
-from newsletter.labels import labels_for
-from newsletter.store import Store, now, record_event, transaction
-from newsletter.tokens import domain_of, list_id, make_expiring_token, read_expiring_token, read_token
-from newsletter.transport import Connection, deliver_with_retries, password_for
+from newsletter.mailing.importing import check_address
+from newsletter.mailing.store import Store, now, record_event, transaction
+from newsletter.mailing.tokens import domain_of, list_id, make_expiring_token, read_expiring_token, read_token
+from newsletter.mailing.transport import Connection, deliver_with_retries, password_for
 
 CONFIRM_HOURS = 48
 RESEND_AFTER = dt.timedelta(hours=1)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from newsletter import images
+from newsletter.authoring import images
+from newsletter.authoring.model import SECTION_KEYS, Card, Image, Issue, Item, MorePost, Paper, Section
 from newsletter.errors import Invalid, Problem
-from newsletter.model import SECTION_KEYS, Card, Image, Issue, Item, MorePost, Paper, Section
 from newsletter.shapes import (
     Context,
     Custom,

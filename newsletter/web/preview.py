@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from newsletter.build import preview_values, review_issue
+from newsletter.authoring.build import preview_values, review_issue
+from newsletter.authoring.render import GMAIL_CLIP_BYTES, Renderer
 from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
-from newsletter.render import GMAIL_CLIP_BYTES, Renderer
 
 POLL_SECONDS = 0.05  # stat() of a dozen files 20 times a second costs next to nothing
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
@@ -118,7 +118,7 @@ class Preview:
 
     def send_test(self, address: str) -> dict[str, Any]:
         """Mail one test copy of the issue as it is on disk now."""
-        from newsletter.send import send_test
+        from newsletter.mailing.send import send_test
 
         try:
             delivery = send_test(self.issue, load_settings(self.config), address, self.display)
@@ -134,7 +134,7 @@ class Preview:
 
 
 def _page(name: str) -> bytes:
-    return resources.files("newsletter").joinpath("ui", name).read_bytes()
+    return resources.files("newsletter.web").joinpath("ui", name).read_bytes()
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from newsletter.check import issue_format
+from newsletter.authoring.check import issue_format
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.shapes import describe

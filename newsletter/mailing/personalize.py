@@ -31,10 +31,10 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import NamedTuple
 
+from newsletter.authoring.model import Issue
+from newsletter.authoring.render import Rendered
 from newsletter.config import Settings
-from newsletter.model import Issue
-from newsletter.render import Rendered
-from newsletter.tokens import domain_of, list_id, make_token, message_id
+from newsletter.mailing.tokens import domain_of, list_id, make_token, message_id
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"

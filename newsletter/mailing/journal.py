@@ -17,9 +17,9 @@ import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
-from newsletter.personalize import Recipient
-from newsletter.store import change_status, connect, now, transaction
-from newsletter.transport import Delivery
+from newsletter.mailing.personalize import Recipient
+from newsletter.mailing.store import change_status, connect, now, transaction
+from newsletter.mailing.transport import Delivery
 
 STATES = ("pending", "sending", "sent", "failed", "unknown")
 

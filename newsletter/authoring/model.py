@@ -10,8 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import NamedTuple
 
-# The fixed sections, in the order they are rendered.
-SECTION_KEYS = ("featured", "use_cases", "papers", "articles", "other")
+from newsletter.shapes import SECTION_KEYS  # noqa: F401 (re-exported for the renderers)
 
 
 class Image(NamedTuple):

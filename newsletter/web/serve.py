@@ -25,11 +25,11 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
-from newsletter.consent import Consent
 from newsletter.errors import NewsletterError
-from newsletter.importing import check_address
-from newsletter.render import Renderer
+from newsletter.mailing.importing import check_address
+from newsletter.web.consent import Consent
 
 # Our pages load nothing from elsewhere and run no script; say so to the browser.
 HEADERS = {

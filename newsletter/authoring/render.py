@@ -18,11 +18,11 @@ import jinja2
 import mjml
 from markupsafe import Markup
 
+from newsletter.authoring.labels import format_date, labels_for
+from newsletter.authoring.markup import Markdown, Prose, add_utm, wrap
+from newsletter.authoring.model import Image, Issue
 from newsletter.config import Settings
 from newsletter.errors import Location, NewsletterError
-from newsletter.labels import format_date, labels_for
-from newsletter.markup import Markdown, Prose, add_utm, wrap
-from newsletter.model import Image, Issue
 
 ImageUrl = Callable[[str], str]
 GMAIL_CLIP_BYTES = 102 * 1024
