@@ -41,6 +41,8 @@ class Smtp(NamedTuple):
     rate: float = 10.0  # messages per second across all connections; 0: no limit
     retries: int = 4  # attempts for a temporary failure (4xx, dropped connection)
     backoff: float = 1.0  # seconds before the second attempt; doubles each time, plus jitter
+    helo: str | None = None  # the EHLO name; None: the sender's domain
+    timeout: float = 60.0  # seconds to wait for any reply (after DATA's dot: then the fate is unknown)
 
 
 class Unsubscribe(NamedTuple):
@@ -123,6 +125,8 @@ def _format() -> Mapping:
                         "rate": Field(Number(), "Messages per second, at most (0: no limit)"),
                         "retries": Field(Integer(), "Attempts for a temporary failure"),
                         "backoff": Field(Number(), "Seconds before the second attempt (doubles each time)"),
+                        "helo": Field(Text(), "Name to greet the relay with (default: the sender's domain)"),
+                        "timeout": Field(Number(), "Seconds to wait for a reply from the relay"),
                     }
                 ),
                 "The mail relay",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli import authoring, mailing, web
+from newsletter.cli import authoring, mailing, subscribers, web
 from newsletter.cli.base import Group
 
 
@@ -24,5 +24,5 @@ def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 for _command in (authoring.check, authoring.build, authoring.new, authoring.schema,
                  web.preview, web.archive, web.serve,
-                 mailing.subscribers, mailing.send, mailing.status, mailing.capture):
+                 subscribers.subscribers, mailing.send, mailing.status, mailing.capture):
     main.add_command(_command)

@@ -52,6 +52,36 @@ MIGRATIONS = [
     );
     CREATE INDEX deliveries_by_state ON deliveries (issue, state);
     """,
+    # 2: `skipped` (unsubscribed during the send), why a row failed (`kind`), and one row
+    # per issue's send: its fixed audience, who is sending it now, its pruned totals.
+    """
+    CREATE TABLE deliveries_new (
+        issue INTEGER NOT NULL,
+        email_key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        code INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT '',       -- failed: address | refused | unsupported | temporary
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (issue, email_key)
+    );
+    INSERT INTO deliveries_new (issue, email_key, state, attempts, code, detail, kind, updated_at)
+        SELECT issue, email_key, state, attempts, code, detail,
+               CASE WHEN state = 'failed' AND detail GLOB '*5.1.[0-9]*' THEN 'address'
+                    WHEN state = 'failed' THEN 'refused' ELSE '' END, updated_at FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_new RENAME TO deliveries;
+    CREATE INDEX deliveries_by_state ON deliveries (issue, state);
+    CREATE TABLE sends (
+        issue INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',      -- "pid@host" of the send running now, '' when none
+        heartbeat REAL NOT NULL DEFAULT 0,   -- unix time the owner last said it is alive
+        pruned TEXT NOT NULL DEFAULT ''      -- JSON totals once `journal prune` dropped the rows
+    );
+    INSERT INTO sends (issue, started_at) SELECT issue, min(updated_at) FROM deliveries GROUP BY issue;
+    """,
 ]
 
 
