@@ -128,8 +128,12 @@ def test_saving_updates_the_page_without_a_reload_keeping_view_and_scroll(page, 
     page.get_by_role("button", name="Mobile").click()
     frame = page.frame_locator("#frame")
     frame.get_by_text(titles()[0], exact=True).wait_for()
+    # The frame narrows to 375px over a CSS transition; scrolling before it ends lets the
+    # reflow (with the browser's scroll anchoring) move the place before any save.
+    page.wait_for_function("document.getElementById('frame').clientWidth === 375")
     page.evaluate("window.notReloaded = true")
     page.evaluate("document.getElementById('frame').contentWindow.scrollTo(0, 900)")
+    assert page.evaluate("document.getElementById('frame').contentWindow.scrollY") == 900
     # An edit below the reader's place: what they are looking at must not move.
     server.edit("Thanks for reading.", "Thanks for reading, edited while previewing.")
     frame.get_by_text("edited while previewing").wait_for(timeout=5000)
