@@ -103,19 +103,47 @@ def screenshot(page, name: str) -> Path:
 
 class SmtpRecorder:
     """An aiosmtpd handler that keeps every message and can be told to misbehave per
-    recipient: a list of replies ("451 ...", "550 ...", "drop", "slow") used in turn."""
+    recipient, at RCPT or after the message's final dot: a list of actions used in turn,
+    each a reply ("451 ...", "550 ..."), "drop" (close the connection without a reply),
+    or, after the dot, "keep-drop" and "keep-hang" (take the message, then drop the
+    connection or never answer)."""
 
     def __init__(self):
         import threading
 
         self.messages: list[tuple[str, bytes]] = []  # (recipient, raw message)
         self.script: dict[str, list[str]] = {}
+        self.rcpt_script: dict[str, list[str]] = {}
+        self.every_data: str | None = None  # a reply to every message's dot
         self.lock = threading.Lock()
         self.delay = 0.0
         self.started = 0  # DATA commands begun, accepted or not
+        self.helo: set[str] = set()  # the names clients greeted with
+        self.mail_options: list[list[str]] = []
 
     def misbehave(self, recipient: str, *replies: str) -> None:
         self.script[recipient.lower()] = list(replies)
+
+    def misbehave_at_rcpt(self, recipient: str, *replies: str) -> None:
+        self.rcpt_script[recipient.lower()] = list(replies)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        self.mail_options.append(list(mail_options))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        self.helo.add(session.host_name)
+        steps = self.rcpt_script.get(address.lower())
+        action = steps.pop(0) if steps else None
+        if action == "drop":
+            server.transport.close()
+            return "421 closing"
+        if action:
+            return action
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         import asyncio
@@ -123,9 +151,15 @@ class SmtpRecorder:
         (rcpt,) = envelope.rcpt_tos  # one recipient per message, always
         self.started += 1
         steps = self.script.get(rcpt.lower())
-        action = steps.pop(0) if steps else None
+        action = steps.pop(0) if steps else self.every_data
         if action == "drop":
-            session.transport.close() if hasattr(session, "transport") and session.transport else None
+            server.transport.close()
+            return "421 closing"
+        if action in ("keep-drop", "keep-hang"):
+            with self.lock:
+                self.messages.append((rcpt, envelope.original_content or envelope.content))
+            if action == "keep-hang":
+                await asyncio.sleep(3600)
             server.transport.close()
             return "421 closing"
         if action:

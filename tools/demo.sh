@@ -27,7 +27,7 @@ echo $! > build/demo/capture.pid
 $PY -c "from newsletter.ports import wait_for_port; wait_for_port(8025)"
 
 $NL --config "$config" subscribers import samples/subscribers.csv
-$NL --config "$config" send issues/033.yaml
+$NL --config "$config" send --yes issues/033.yaml
 $NL --config "$config" status issues/033.yaml
 
 nohup $NL --config "$config" serve --port 8000 > build/demo/serve.log 2>&1 &

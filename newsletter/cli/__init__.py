@@ -24,5 +24,5 @@ def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 for _command in (authoring.check, authoring.build, authoring.new, authoring.schema,
                  web.preview, web.archive, web.serve,
-                 subscribers.subscribers, mailing.send, mailing.status, mailing.capture):
+                 subscribers.subscribers, mailing.send, mailing.status, mailing.journal_group, mailing.capture):
     main.add_command(_command)

@@ -22,17 +22,20 @@ def _settings(ctx: click.Context):
 @click.option("--dry-run", "dry_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
               help="Write every message to DIR as .eml; send nothing.")
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
+@click.option("--yes", is_flag=True, help="Do not ask before sending (cron, scripts).")
 @click.option("--retry-unknown", is_flag=True, help="Resend messages whose fate a crash left unknown.")
+@click.option("--retry-failed", is_flag=True, help="Resend messages that failed for reasons other than a bad address.")
+@click.option("--include-new", is_flag=True, help="Also send to those who subscribed since the first run.")
 @click.pass_context
 def send(ctx: click.Context, issue: Path, test_address: str | None, dry_dir: Path | None, limit: int | None,
-         retry_unknown: bool) -> None:
+         yes: bool, retry_unknown: bool, retry_failed: bool, include_new: bool) -> None:
     """Send ISSUE to every subscriber, each once, resuming where a previous run stopped."""
     from newsletter.mailing import send as sending
 
     gc.enable()
     if test_address and dry_dir:
         raise click.UsageError("--test and --dry-run do not go together")
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if test_address:
         delivery = sending.send_test(issue, settings, test_address, str(issue))
         click.echo(f"Test copy to {test_address}: {delivery.status} ({delivery.detail})")
@@ -43,15 +46,32 @@ def send(ctx: click.Context, issue: Path, test_address: str | None, dry_dir: Pat
         return
     progress = _progress_bar() if sys.stderr.isatty() else None
     report = sending.send_issue(issue, settings, str(issue), limit=limit, retry_unknown=retry_unknown,
-                                progress=progress)
+                                retry_failed=retry_failed, include_new=include_new,
+                                confirm=None if yes else _ask, progress=progress)
     if progress:
         click.echo(err=True)
-    _print_report(report, settings)
+    _print_report(report)
     if report.interrupted:
         click.echo("Stopped by Ctrl-C after the messages in flight.", err=True)
         sys.exit(130)
+    if report.stopped is not None:
+        for line in report.stopped.lines():
+            click.echo(line, err=True)
+        sys.exit(1)
     if report.counts["failed"]:
         sys.exit(3)
+    if report.counts["pending"] and limit is None:
+        click.echo(f"{report.counts['pending']} recipient(s) are still pending; run the same command again.",
+                   err=True)
+        sys.exit(1)
+
+
+def _ask(issue: int, count: int) -> bool:
+    """On a terminal, ask; anywhere else, refuse: a send is not undone."""
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"not sending issue {issue} to {count:,} subscriber(s) without a question, and"
+                               " standard input is not a terminal: pass --yes to send")
+    return click.confirm(f"Send issue {issue} to {count:,} subscriber(s)?", default=False, abort=True, err=True)
 
 
 def _progress_bar():
@@ -71,20 +91,24 @@ def _progress_bar():
     return show
 
 
-def _print_report(report, settings) -> None:
+def _print_report(report) -> None:
     counts = report.counts
     if report.recovered:
         click.echo(f"{report.recovered} message(s) were being handed to the server when the last send stopped.")
-    click.echo(f"This run: {report.sent} sent, {report.failed} failed. In all: {counts['sent']} sent, "
-               f"{counts['failed']} failed, {counts['unknown']} unknown, {counts['pending']} pending.")
+    unknown = f", {report.unknown} unknown" if report.unknown else ""
+    click.echo(f"This run: {report.sent} sent, {report.failed} failed{unknown}. In all: {counts['sent']} sent, "
+               f"{counts['failed']} failed, {counts['unknown']} unknown, {counts['pending']} pending"
+               + (f", {counts['skipped']} skipped (unsubscribed meanwhile)." if counts["skipped"] else "."))
     _print_entries(report.failures, report.unknowns)
-    if counts["pending"]:
+    if counts["pending"] and not report.stopped:
         click.echo("Run the same command again to send the rest.")
+    elif counts["pending"]:
+        click.echo("Run the same command again to send the rest once the cause is fixed.")
 
 
 def _print_entries(failures, unknowns) -> None:
     if failures:
-        click.echo("Failed (not retried; bounced addresses are no longer mailed):")
+        click.echo("Failed (bounced addresses are no longer mailed; --retry-failed resends the others):")
         for e in failures:
             click.echo(f"  {e.email}  {e.detail}")
     if unknowns:
@@ -110,6 +134,30 @@ def status(ctx: click.Context, issue: Path) -> None:
         _print_entries(journal.entries("failed"), journal.entries("unknown"))
     finally:
         journal.close()
+
+
+@click.group("journal")
+def journal_group() -> None:
+    """Keep the send journal small (one row per issue and reader)."""
+
+
+@journal_group.command("prune")
+@click.argument("issue", type=click.Path(path_type=Path))
+@click.pass_context
+def journal_prune(ctx: click.Context, issue: Path) -> None:
+    """Drop the sent and skipped rows of ISSUE's finished send, keeping its totals."""
+    from newsletter.authoring.check import check_issue
+    from newsletter.mailing.journal import Journal
+
+    settings = settings_of(ctx)
+    number = check_issue(issue, settings.lang, str(issue)).issue.number
+    journal = Journal(settings.subscribers, number)
+    try:
+        result = journal.prune()
+    finally:
+        journal.close()
+    click.echo(f"Issue {number}: dropped {result['dropped']:,} row(s); kept the totals and the failed and unknown"
+               " rows. `status` still shows every count.")
 
 
 @click.command()

@@ -1,32 +1,35 @@
-"""The send journal: one durable row per (issue, address) in the subscriber store.
+"""The send journal: one durable row per (issue, address) in the subscriber store, and
+one row per issue's send (``sends``: who is sending it now, and since when).
 
-    pending -> sending -> sent | failed
-                      \\-> unknown   (found in `sending` after a crash)
+    pending -> sending -> sent | failed | unknown
+       \\-> failed (refused before the message was handed over)
+       \\-> skipped (unsubscribed before it was handed over)
 
-A row is marked ``sending`` and committed before its message is handed to the server,
-and ``sent`` after the server accepted it. A rerun sends only to ``pending`` rows (and
-to new subscribers), so nobody is mailed twice; a row left in ``sending`` by a killed
-process becomes ``unknown``, is reported, and is resent only when asked. Each connection
-has at most one row in ``sending``, so a crash leaves at most that many unknowns.
+A row becomes ``sending`` on disk just before its message is handed to the relay (after
+the relay accepted the recipient, before DATA), and ``sent`` once the relay took it.
+So a row found ``sending`` after a crash may have been delivered: it becomes
+``unknown``, is reported, and is resent only when asked; a row still ``pending`` was
+never handed over. The first run fixes who the issue is for; reruns resume that
+audience only, unless ``--include-new``. One process sends an issue at a time.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import time
 from pathlib import Path
 from typing import NamedTuple
 
+from newsletter.errors import NewsletterError
 from newsletter.mailing.personalize import Recipient
 from newsletter.mailing.store import change_status, connect, now, transaction
 from newsletter.mailing.transport import Delivery
 
-STATES = ("pending", "sending", "sent", "failed", "unknown")
-
-
-class Outcome(NamedTuple):
-    email_key: str
-    delivery: Delivery
+STATES = ("pending", "sending", "sent", "failed", "unknown", "skipped")
+STALE_AFTER = 120.0  # seconds without a heartbeat after which another host's send is taken for dead
 
 
 class Entry(NamedTuple):
@@ -38,8 +41,24 @@ class Entry(NamedTuple):
     detail: str
 
 
+class Task(NamedTuple):
+    """A pending row to send: its place in the journal and its reader."""
+
+    rowid: int
+    key: str
+    recipient: Recipient
+
+
+class SendRunning(NewsletterError):
+    """Another process is sending this issue."""
+
+
+def this_process() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
 class Journal:
-    """The journal of one issue's send, on its own SQLite connection (one per thread)."""
+    """The journal of one issue's send, on its own SQLite connection."""
 
     def __init__(self, path: Path, issue: int):
         self.path = path
@@ -49,45 +68,115 @@ class Journal:
     def close(self) -> None:
         self.db.close()
 
-    def open_run(self, retry_unknown: bool = False) -> int:
-        """Start a run: rows a killed run left in ``sending`` become ``unknown``; every
-        subscriber not yet in the journal becomes ``pending``. Returns the unknowns found."""
+    # -- who sends, and to whom -------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Become the one process sending this issue, or say who already is."""
+        me = this_process()
+        with transaction(self.db) as db:
+            row = db.execute("SELECT owner, heartbeat, started_at FROM sends WHERE issue = ?",
+                             (self.issue,)).fetchone()
+            if row and row[0] and row[0] != me and _alive(row[0], row[1]):
+                pid, _, host = row[0].partition("@")
+                raise SendRunning(f"issue {self.issue} is being sent already, by process {pid} on {host}",
+                                  hint="wait for it to finish, or stop it; a rerun then resumes")
+            if row is None:
+                db.execute("INSERT INTO sends (issue, started_at) VALUES (?, ?)", (self.issue, now()))
+            db.execute("UPDATE sends SET owner = ?, heartbeat = ? WHERE issue = ?", (me, time.time(), self.issue))
+
+    def release(self) -> None:
+        with transaction(self.db) as db:
+            db.execute("UPDATE sends SET owner = '' WHERE issue = ? AND owner = ?", (self.issue, this_process()))
+
+    def started(self) -> bool:
+        """Whether a send of this issue has fixed its audience already."""
+        row = self.db.execute("SELECT audience FROM sends WHERE issue = ?", (self.issue,)).fetchone()
+        return bool(row and row[0])
+
+    def plan(self, include_new: bool = False, retry_unknown: bool = False, retry_failed: bool = False) -> int:
+        """How many messages a run with these options would send (nothing is written)."""
+        count = self.pending_count()
+        if include_new or not self.started():
+            count += self.db.execute(
+                "SELECT count(*) FROM subscribers s WHERE s.status = 'subscribed' AND NOT EXISTS"
+                " (SELECT 1 FROM deliveries d WHERE d.issue = ? AND d.email_key = s.email_key)", (self.issue,),
+            ).fetchone()[0]
+        states = ["'unknown'"] * retry_unknown + ["'failed'"] * retry_failed
+        if states:
+            count += self.db.execute(
+                f"SELECT count(*) FROM deliveries d JOIN subscribers s USING (email_key) WHERE d.issue = ?"
+                f" AND s.status = 'subscribed' AND d.state IN ({','.join(states)}) AND d.kind != 'address'",
+                (self.issue,),
+            ).fetchone()[0]
+        return count
+
+    def begin(self, include_new: bool = False, retry_unknown: bool = False, retry_failed: bool = False) -> int:
+        """Start a run (after ``acquire``): rows a killed run left ``sending`` become
+        ``unknown``; the first run (or ``include_new``) adds the subscribers; rows whose
+        reader has left are settled as skipped. Returns the unknowns found."""
+        pruned = self.db.execute("SELECT pruned FROM sends WHERE issue = ?", (self.issue,)).fetchone()
+        if pruned and pruned[0] and include_new:
+            raise NewsletterError(f"the journal of issue {self.issue} was pruned; --include-new could mail"
+                                  " readers it no longer remembers")
+        at = now()
         with transaction(self.db) as db:
             found = db.execute(
                 "UPDATE deliveries SET state = 'unknown', detail = 'handed to the server when the send stopped;"
-                " fate unknown', updated_at = ? WHERE issue = ? AND state = 'sending'",
-                (now(), self.issue),
+                " fate unknown', updated_at = ? WHERE issue = ? AND state = 'sending'", (at, self.issue),
             ).rowcount
+            if include_new or not self.started():
+                db.execute("INSERT OR IGNORE INTO deliveries (issue, email_key, state, updated_at)"
+                           " SELECT ?, email_key, 'pending', ? FROM subscribers WHERE status = 'subscribed'"
+                           " ORDER BY rowid", (self.issue, at))
+                db.execute("UPDATE sends SET audience = 1 WHERE issue = ?", (self.issue,))
             if retry_unknown:
                 db.execute("UPDATE deliveries SET state = 'pending', updated_at = ?"
-                           " WHERE issue = ? AND state = 'unknown'", (now(), self.issue))
-            db.execute(
-                "INSERT OR IGNORE INTO deliveries (issue, email_key, state, updated_at)"
-                " SELECT ?, email_key, 'pending', ? FROM subscribers WHERE status = 'subscribed'",
-                (self.issue, now()),
-            )
+                           " WHERE issue = ? AND state = 'unknown'", (at, self.issue))
+            if retry_failed:
+                db.execute("UPDATE deliveries SET state = 'pending', code = NULL, detail = '', kind = '',"
+                           " updated_at = ? WHERE issue = ? AND state = 'failed' AND kind != 'address'",
+                           (at, self.issue))
+            db.execute("UPDATE deliveries SET state = 'skipped', detail = 'not subscribed when the send reached it',"
+                       " updated_at = ? WHERE issue = ? AND state = 'pending' AND email_key IN"
+                       " (SELECT email_key FROM subscribers WHERE status != 'subscribed')", (at, self.issue))
         return found
 
-    def advance(self, done: Outcome | None, claim: bool = True) -> tuple[str, Recipient] | None:
-        """Record ``done`` and claim the next pending recipient, in one transaction (one
-        commit per message). The claimed row is ``sending`` once this returns."""
-        with transaction(self.db) as db:
-            if done is not None:
-                self._record(db, done)
-            if not claim:
-                return None
-            row = db.execute(
-                "SELECT d.email_key, s.email, s.name, s.fields FROM deliveries d"
-                " JOIN subscribers s ON s.email_key = d.email_key"
-                " WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'subscribed' LIMIT 1",
-                (self.issue,),
-            ).fetchone()
-            if row is None:
-                return None
-            key, email, name, fields = row
-            db.execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
-                       " WHERE issue = ? AND email_key = ?", (now(), self.issue, key))
-        return key, Recipient(email, name, json.loads(fields))
+    def pending(self, after: int, limit: int) -> list[Task]:
+        """The next pending rows after rowid ``after``, in journal order (a keyset page:
+        each page costs the same however far the send has come)."""
+        rows = self.db.execute(
+            "SELECT d.rowid, d.email_key, s.email, s.name, s.fields FROM deliveries d"
+            " JOIN subscribers s ON s.email_key = d.email_key"
+            " WHERE d.issue = ? AND d.state = 'pending' AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
+            (self.issue, after, limit),
+        ).fetchall()
+        return [Task(rowid, key, Recipient(email, name, json.loads(fields)))
+                for rowid, key, email, name, fields in rows]
+
+    # -- writes, made by the one writer thread (see ``commits``) ----------------------
+
+    def mark_sending(self, db: sqlite3.Connection, key: str, at: str) -> bool:
+        """Mark a row ``sending``; False (and the row skipped) if its reader has left."""
+        changed = db.execute(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
+            " WHERE issue = ? AND email_key = ? AND state = 'pending' AND EXISTS"
+            " (SELECT 1 FROM subscribers s WHERE s.email_key = ? AND s.status = 'subscribed')",
+            (at, self.issue, key, key),
+        ).rowcount
+        if not changed:
+            self.record(db, key, Delivery("skipped", None, "unsubscribed during the send"), at)
+        return bool(changed)
+
+    def record(self, db: sqlite3.Connection, key: str, d: Delivery, at: str) -> None:
+        """Record an outcome: sent, failed, unknown or skipped."""
+        db.execute("UPDATE deliveries SET state = ?, code = ?, detail = ?, kind = ?, updated_at = ?"
+                   " WHERE issue = ? AND email_key = ? AND state IN ('pending', 'sending')",
+                   (d.status, d.code, d.detail, d.kind, at, self.issue, key))
+        if d.bounced:
+            change_status(db, key, "bounced", f"send of issue {self.issue}", d.detail)
+
+    def heartbeat(self, db: sqlite3.Connection) -> None:
+        db.execute("UPDATE sends SET heartbeat = ? WHERE issue = ?", (time.time(), self.issue))
 
     def settle(self) -> int:
         """After a run's workers have stopped: any row still ``sending`` was handed to a
@@ -98,23 +187,16 @@ class Journal:
                 " was handed over', updated_at = ? WHERE issue = ? AND state = 'sending'", (now(), self.issue),
             ).rowcount
 
-    def release(self, key: str) -> None:
-        """Put back a claimed row whose message was never handed to the server."""
-        with transaction(self.db) as db:
-            db.execute("UPDATE deliveries SET state = 'pending', updated_at = ? WHERE issue = ? AND email_key = ?",
-                       (now(), self.issue, key))
-
-    def _record(self, db: sqlite3.Connection, done: Outcome) -> None:
-        d = done.delivery
-        state = "sent" if d.status == "sent" else "failed"
-        db.execute("UPDATE deliveries SET state = ?, code = ?, detail = ?, updated_at = ?"
-                   " WHERE issue = ? AND email_key = ?", (state, d.code, d.detail, now(), self.issue, done.email_key))
-        if d.bounced:
-            change_status(db, done.email_key, "bounced", f"send of issue {self.issue}", d.detail)
+    # -- what happened ----------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
+        """Rows per state, the totals of pruned rows included."""
         rows = self.db.execute("SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (self.issue,))
-        return {state: 0 for state in STATES} | dict(rows.fetchall())
+        counts = {state: 0 for state in STATES} | dict(rows.fetchall())
+        pruned = self.db.execute("SELECT pruned FROM sends WHERE issue = ?", (self.issue,)).fetchone()
+        for state, n in json.loads(pruned[0] or "{}").items() if pruned else ():
+            counts[state] += n
+        return counts
 
     def pending_count(self) -> int:
         return self.db.execute(
@@ -122,13 +204,51 @@ class Journal:
             " WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'subscribed'", (self.issue,)
         ).fetchone()[0]
 
-    def entries(self, *states: str) -> list[Entry]:
-        """Rows in ``states``, with the address as the subscriber gave it."""
+    def entries(self, *states: str, most: int = 1000) -> list[Entry]:
+        """Rows in ``states`` (at most ``most``), with the address as the subscriber gave it."""
         marks = ",".join("?" * len(states))
         rows = self.db.execute(
             f"SELECT coalesce(s.email, d.email_key), d.state, d.code, d.detail FROM deliveries d"
             f" LEFT JOIN subscribers s ON s.email_key = d.email_key"
-            f" WHERE d.issue = ? AND d.state IN ({marks}) ORDER BY d.updated_at",
-            (self.issue, *states),
+            f" WHERE d.issue = ? AND d.state IN ({marks}) ORDER BY d.updated_at LIMIT ?",
+            (self.issue, *states, most),
         )
         return [Entry(*row) for row in rows]
+
+    def prune(self) -> dict[str, int]:
+        """Drop the rows of a finished send that need no look (sent, skipped), keeping
+        their totals; failed and unknown rows stay. Refused while anything is pending."""
+        with transaction(self.db) as db:
+            row = db.execute("SELECT owner, heartbeat, pruned FROM sends WHERE issue = ?", (self.issue,)).fetchone()
+            if row is None:
+                raise NewsletterError(f"issue {self.issue} has no send to prune")
+            if row[0] and _alive(row[0], row[1]):
+                raise SendRunning(f"issue {self.issue} is being sent now; prune it when the send is done")
+            open_rows = db.execute("SELECT count(*) FROM deliveries WHERE issue = ? AND state IN"
+                                   " ('pending', 'sending')", (self.issue,)).fetchone()[0]
+            if open_rows:
+                raise NewsletterError(f"issue {self.issue} still has {open_rows} recipient(s) to send to",
+                                      hint="finish the send first; a pruned journal cannot resume")
+            totals = json.loads(row[2] or "{}")
+            for state, n in db.execute("SELECT state, count(*) FROM deliveries WHERE issue = ? AND state IN"
+                                       " ('sent', 'skipped') GROUP BY state", (self.issue,)):
+                totals[state] = totals.get(state, 0) + n
+            dropped = db.execute("DELETE FROM deliveries WHERE issue = ? AND state IN ('sent', 'skipped')",
+                                 (self.issue,)).rowcount
+            db.execute("UPDATE sends SET pruned = ? WHERE issue = ?", (json.dumps(totals), self.issue))
+        return {"dropped": dropped, **totals}
+
+
+def _alive(owner: str, heartbeat: float) -> bool:
+    """Whether the process named ``pid@host`` still runs: asked of the system on this
+    host, judged by its heartbeat on another."""
+    pid, _, host = owner.partition("@")
+    if host != socket.gethostname():
+        return time.time() - heartbeat < STALE_AFTER
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True

@@ -9,6 +9,7 @@ message is handed over.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,21 +19,14 @@ from newsletter.authoring.check import check_issue
 from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
+from newsletter.mailing.commits import Writer, journal_error
+from newsletter.mailing.dispatch import Dispatch, Progress
 from newsletter.mailing.importing import check_address
-from newsletter.mailing.journal import Entry, Journal, Outcome
+from newsletter.mailing.journal import Entry, Journal
 from newsletter.mailing.personalize import MessageTemplate, Recipient, image_urls
 from newsletter.mailing.store import Store
 from newsletter.mailing.tokens import domain_of, secret_from_environment
-from newsletter.mailing.transport import (
-    Connection,
-    ConnectionLost,
-    Delivery,
-    RateLimiter,
-    deliver_with_retries,
-    password_for,
-)
-
-Progress = Callable[[int, int], None]  # (done this run, to do this run)
+from newsletter.mailing.transport import Connection, Delivery, deliver_with_retries, password_for
 
 
 class Report(NamedTuple):
@@ -45,6 +39,8 @@ class Report(NamedTuple):
     unknowns: list[Entry]
     recovered: int  # rows found in `sending` (a killed run) and made unknown
     interrupted: bool = False  # stopped by Ctrl-C, after the messages in flight
+    stopped: NewsletterError | None = None  # why the run stopped before the end
+    unknown: int = 0  # this run's messages handed over with no answer
 
 
 def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = "") -> MessageTemplate:
@@ -97,111 +93,69 @@ def dry_run(path: Path, settings: Settings, out_dir: Path, display: str, limit: 
 
 
 def send_issue(path: Path, settings: Settings, display: str, *, limit: int | None = None,
-               retry_unknown: bool = False, progress: Progress | None = None) -> Report:
-    """Send the issue to every subscribed address the journal has not seen it go to."""
+               retry_unknown: bool = False, retry_failed: bool = False, include_new: bool = False,
+               confirm: Callable[[int, int], bool] | None = None, progress: Progress | None = None) -> Report:
+    """Send the issue to its audience: every subscriber when the first run starts (and,
+    with ``include_new``, those who came since), each at most once. ``confirm(issue,
+    count)`` is asked before anything is written; False sends nothing."""
     template = prepare(path, settings, display)
-    issue = template.issue
-    journal = Journal(settings.subscribers, issue)
-    recovered = journal.open_run(retry_unknown)
-    todo = journal.pending_count()
-    if limit is not None:
-        todo = min(todo, limit)
-    password = password_for(settings.smtp)
-    first = Connection(settings.smtp, settings.sender or "", password)
-    if todo:
-        first.open()  # a wrong host or a refused login stops us before any message
-    run = _Run(template, settings, journal.path, issue, todo, RateLimiter(settings.smtp.rate), progress)
-    workers = [threading.Thread(target=run.work, args=(first if n == 0 else
-                                                       Connection(settings.smtp, settings.sender or "", password),),
-                                name=f"smtp-{n}", daemon=True)
-               for n in range(max(1, min(settings.smtp.connections, todo)))] if todo else []
-    for w in workers:
-        w.start()
-    interrupted = False
+    journal = Journal(settings.subscribers, template.issue)
     try:
-        run.wait_done(len(workers))
-    except KeyboardInterrupt:  # stop claiming; let the messages in flight finish
-        interrupted = True
-        run.stop()
-        run.wait_done(len(workers))
-    first.close()
-    journal.settle()
-    if run.fatal is not None:
-        raise run.fatal
-    report = Report(run.sent, run.failed, journal.counts(), journal.entries("failed"), journal.entries("unknown"),
-                    recovered, interrupted)
-    journal.close()
-    return report
+        return _send(journal, template, settings, limit, retry_unknown, retry_failed, include_new, confirm, progress)
+    except sqlite3.Error as e:
+        raise journal_error(journal, e) from None
+    finally:
+        journal.close()
 
 
-class _Run:
-    """State shared by the worker threads of one send."""
+def _send(journal: Journal, template: MessageTemplate, settings: Settings, limit: int | None, retry_unknown: bool,
+          retry_failed: bool, include_new: bool, confirm, progress: Progress | None) -> Report:
+    journal.acquire()
+    try:
+        planned = journal.plan(include_new, retry_unknown, retry_failed)
+        if confirm is not None and planned and not confirm(template.issue, min(planned, limit or planned)):
+            return Report(0, 0, journal.counts(), [], [], 0, stopped=NewsletterError("nothing was sent"))
+        recovered = journal.begin(include_new, retry_unknown, retry_failed)
+        todo = min(journal.pending_count(), limit if limit is not None else float("inf"))
+        password = password_for(settings.smtp)
+        connections = [Connection(settings.smtp, settings.sender or "", password)
+                       for _ in range(max(1, min(settings.smtp.connections, todo)))] if todo else []
+        if connections:
+            connections[0].open()  # a wrong host or a refused login stops us before any message
+        writer = Writer(journal)
+        run = Dispatch(template, settings.smtp, journal, writer, int(todo), progress)
+        interrupted = _run(run, writer, connections)
+        writer.close()
+        journal.settle()
+        stopped = run.fatal or writer.failure
+        return Report(run.sent, run.failed, journal.counts(), journal.entries("failed"), journal.entries("unknown"),
+                      recovered, interrupted, stopped, run.unknown)
+    finally:
+        journal.release()
 
-    def __init__(self, template: MessageTemplate, settings: Settings, db: Path, issue: int, todo: int,
-                 rate: RateLimiter, progress: Progress | None):
-        self.template, self.settings, self.db, self.issue = template, settings, db, issue
-        self.todo, self.rate, self.progress = todo, rate, progress
-        self.lock = threading.Lock()
-        self.claimed = self.sent = self.failed = 0
-        self.fatal: NewsletterError | None = None
-        self.stopping = False
-        self.finished = threading.Semaphore(0)  # released once by each worker as it ends
 
-    def stop(self) -> None:
-        with self.lock:
-            self.stopping = True
+def _run(run: Dispatch, writer: Writer, connections: list[Connection]) -> bool:
+    """Start a thread per connection and wait for them all; True if Ctrl-C stopped it."""
+    finished = threading.Semaphore(0)
 
-    def wait_done(self, workers: int) -> None:
-        """Wait until every worker has finished. A semaphore, not Thread.join: a join
-        interrupted by Ctrl-C can take a live thread for finished (CPython 3.11)."""
-        for _ in range(workers):
-            while not self.finished.acquire(timeout=0.2):  # short waits let Ctrl-C through
-                pass
-
-    def _may_claim(self) -> bool:
-        with self.lock:
-            if self.fatal is not None or self.stopping or self.claimed >= self.todo:
-                return False
-            self.claimed += 1
-            return True
-
-    def _done(self, delivery: Delivery) -> None:
-        with self.lock:
-            if delivery.status == "sent":
-                self.sent += 1
-            else:
-                self.failed += 1
-            done = self.sent + self.failed
-        if self.progress:
-            self.progress(done, self.todo)
-
-    def work(self, connection: Connection) -> None:
-        journal = Journal(self.db, self.issue)
-        done: Outcome | None = None
+    def work(connection: Connection) -> None:
         try:
-            while True:
-                claimed = journal.advance(done, claim=self._may_claim())
-                done = None
-                if claimed is None:
-                    return
-                key, recipient = claimed
-                message = self.template.personalize(recipient)
-                self.rate.wait()
-                try:
-                    delivery = deliver_with_retries(connection, recipient.email, message, self.settings.smtp)
-                except NewsletterError as e:  # the server went away for good, or refused our login
-                    if not (isinstance(e, ConnectionLost) and e.handed):
-                        journal.release(key)  # never handed over: still pending
-                    with self.lock:  # a handed one stays `sending` and is settled as unknown
-                        self.fatal = self.fatal or e
-                    return
-                done = Outcome(key, delivery)
-                self._done(delivery)
+            run.work(connection)
         finally:
+            finished.release()
+
+    for n, connection in enumerate(connections):
+        threading.Thread(target=work, args=(connection,), name=f"smtp-{n}", daemon=True).start()
+    interrupted = False
+    for _ in connections:
+        # A semaphore, not Thread.join: a join interrupted by Ctrl-C can take a live thread
+        # for finished (CPython 3.11). Short waits let Ctrl-C through and the heartbeat on.
+        while True:
             try:
-                if done is not None:
-                    journal.advance(done, claim=False)
-                journal.close()
-                connection.close()
-            finally:
-                self.finished.release()
+                if finished.acquire(timeout=0.2):
+                    break
+                writer.beat()
+            except KeyboardInterrupt:  # stop handing out readers; let the messages in flight finish
+                interrupted = True
+                run.stop()
+    return interrupted

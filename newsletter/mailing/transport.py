@@ -1,20 +1,25 @@
 """SMTP delivery. yagmail opens and logs in each connection (password, keyring, STARTTLS
-or SSL); our own MIME bytes go over that open connection with ``smtp.sendmail``.
+or SSL); our own MIME bytes go over that open connection, one SMTP transaction a
+message, driven step by step (MAIL, RCPT, DATA, the message, the final dot) rather than
+with ``smtplib.sendmail``, because what a failure means depends on the step it hit:
 
-Failures are sorted by what to do next (as marrow/mailer does): the message failed
-(5xx: record it, never retry), the attempt failed (4xx, a dropped connection:
-reconnect, back off, retry), or the configuration is wrong (refused login, no server:
-stop the whole send before anything else is tried).
+- before the final dot is sent (connect, MAIL, RCPT, DATA, a write that broke off):
+  the relay has not taken the message, so it may be tried again;
+- a reply to the dot: the relay's own word (2xx taken, 4xx try later, 5xx refused);
+- no reply to the dot (a timeout, a dropped connection): the relay may have taken it.
+  Its fate is unknown and it is never sent again unless the author asks.
+
+Failures are sorted by what to do next (as marrow/mailer does) in ``Delivery``.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import re
 import smtplib
 import threading
 import time
+from collections.abc import Callable
 from email.utils import parseaddr
 from typing import NamedTuple
 
@@ -23,21 +28,41 @@ from newsletter.errors import NewsletterError
 
 PASSWORD_VARIABLE = "NEWSLETTER_SMTP_PASSWORD"
 _BOUNCE = re.compile(r"\b5\.1\.\d{1,3}\b")  # 5.1.x: bad destination address (RFC 3463)
+_STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")  # an enhanced status code
+_RELAY_DENIED = re.compile(r"relay(ing)?\b.{0,20}\b(denied|not permitted|not allowed|prohibited)", re.I)
+_DOT_LINE = re.compile(rb"(?m)^\.")
 
 
 class Delivery(NamedTuple):
-    """The outcome of one attempt: sent, failed (permanent) or retry (temporary)."""
+    """The outcome of one attempt.
+
+    ``status``: sent | failed (permanent) | retry (not taken; may be tried again) |
+    unknown (handed over, no answer) | skipped (the reader unsubscribed meanwhile).
+    ``kind`` says why a failure happened: address (the recipient is bad), refused (the
+    relay refuses the sender or the message), unsupported (the address needs SMTPUTF8,
+    which the relay lacks), temporary (a 4xx that persisted)."""
 
     status: str
     code: int | None = None
     detail: str = ""
-    handed: bool = True  # False when the connection failed before the message was sent
-
+    step: str = ""  # connect, mail, rcpt, data, dot
+    kind: str = ""
 
     @property
     def bounced(self) -> bool:
         """A permanent failure that says the address itself is bad."""
         return self.status == "failed" and bool(_BOUNCE.search(self.detail))
+
+    @property
+    def relay_denied(self) -> bool:
+        """The relay will not pass mail on for us at all (no recipient will do better)."""
+        return self.status == "failed" and bool(_RELAY_DENIED.search(self.detail))
+
+    @property
+    def signature(self) -> str:
+        """What identical refusals share: the step, the code and the enhanced status."""
+        status = _STATUS.search(self.detail)
+        return f"{self.step} {self.code} {status.group(0) if status else ''}"
 
 
 def password_for(smtp: Smtp) -> str | None:
@@ -65,14 +90,32 @@ def envelope_sender(sender: str) -> str:
     return parseaddr(sender)[1]
 
 
-def _reply(code: int, message: bytes | str) -> Delivery:
+def envelope_address(address: str) -> tuple[str, bool]:
+    """The address as RCPT TO writes it (the domain IDNA-encoded), and whether it needs
+    SMTPUTF8 (a local part that is not ASCII)."""
+    local, _, domain = address.rpartition("@")
+    if not domain.isascii():
+        import idna
+
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            pass  # left as it is: the relay will refuse it, and says why
+    return f"{local}@{domain}", not local.isascii()
+
+
+def _reply(code: int, message: bytes | str, step: str) -> Delivery:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
     detail = f"{code} {' '.join(text.split())}"
-    if 200 <= code < 300:
-        return Delivery("sent", code, detail)
+    if 200 <= code < 400:
+        return Delivery("sent", code, detail, step)
     if 400 <= code < 500:
-        return Delivery("retry", code, detail)
-    return Delivery("failed", code, detail)
+        return Delivery("retry", code, detail, step)
+    if step == "rcpt" and not _RELAY_DENIED.search(detail):
+        kind = "address"
+    else:
+        kind = "address" if _BOUNCE.search(detail) else "refused"
+    return Delivery("failed", code, detail, step, kind)
 
 
 class Connection:
@@ -84,6 +127,7 @@ class Connection:
         self.password = password
         self.client = None
         self.where = f"{smtp.host}:{smtp.port}"
+        self.helo = smtp.helo or self.sender.rpartition("@")[2] or None
 
     def open(self) -> None:
         """Connect and log in; a refused login or an unreachable server is a NewsletterError."""
@@ -94,7 +138,7 @@ class Connection:
                                   hint="is the server running? `make demo` starts a local one") from None
 
     def _connect(self) -> None:
-        """yagmail opens the connection (SSL or STARTTLS) and logs in."""
+        """yagmail opens the connection (SSL or STARTTLS), greets with our name, logs in."""
         import yagmail
 
         client = yagmail.SMTP(
@@ -106,40 +150,92 @@ class Connection:
             smtp_starttls=self.smtp.security == "starttls",
             smtp_skip_login=not self.smtp.username,
             soft_email_validation=False,
-            timeout=30,
+            timeout=self.smtp.timeout,
+            local_hostname=self.helo,
         )
         try:
             client.login()
         except smtplib.SMTPAuthenticationError as e:
-            raise NewsletterError(f"{self.where}: login refused ({_reply(e.smtp_code, e.smtp_error).detail})") from None
+            raise NewsletterError(
+                f"{self.where}: login refused ({_reply(e.smtp_code, e.smtp_error, 'auth').detail})") from None
         self.client = client
 
     def close(self) -> None:
         if self.client is not None:
-            self.client.close()
+            try:
+                self.client.close()
+            except Exception:  # a connection already gone has nothing to close
+                pass
             self.client = None
 
-    def deliver(self, recipient: str, message: bytes) -> Delivery:
-        """One attempt to hand ``message`` to the server for ``recipient``."""
+    def deliver(self, recipient: str, message: bytes, may_hand_over: Callable[[], bool] = lambda: True) -> Delivery:
+        """One SMTP transaction for ``recipient``. ``may_hand_over`` is asked once the
+        relay waits for the message (DATA's 354), just before it is written: it records
+        that the message is being handed over, and says False when it must not be (the
+        reader has left); the connection is then dropped before the final dot, which
+        makes the relay discard the transaction."""
         if self.client is None:
             try:
                 self._connect()
             except (OSError, smtplib.SMTPException) as e:
-                return Delivery("retry", None, f"cannot connect ({e})", handed=False)
+                return Delivery("retry", None, f"cannot connect ({e})", "connect")
+        smtp = self.client.smtp
+        step = "mail"
         try:
-            self.client.smtp.sendmail(self.sender, [recipient], message)
-            return Delivery("sent", 250, "250 accepted")
-        except smtplib.SMTPRecipientsRefused as e:
-            code, text = next(iter(e.recipients.values()))
-            return _reply(code, text)
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
-            return _reply(e.smtp_code, e.smtp_error)
-        except smtplib.SMTPResponseException as e:  # 421 and the like: the connection is spent
+            smtp.ehlo_or_helo_if_needed()
+            address, needs_utf8 = envelope_address(recipient)
+            options = []
+            if needs_utf8:
+                if not smtp.has_extn("smtputf8"):
+                    return Delivery("failed", None, "the address is not ASCII and the relay does not offer SMTPUTF8",
+                                    "mail", "unsupported")
+                options = ["SMTPUTF8", "BODY=8BITMIME"] if smtp.has_extn("8bitmime") else ["SMTPUTF8"]
+            code, text = smtp.mail(self.sender, options)
+            if code != 250:
+                return self._refused(code, text, step)
+            step = "rcpt"
+            code, text = smtp.rcpt(address)
+            if code not in (250, 251):
+                return self._refused(code, text, step)
+            step = "data"
+            code, text = smtp.docmd("data")
+            if code != 354:
+                return self._refused(code, text, step)
+            if not may_hand_over():
+                self._drop()
+                return Delivery("skipped", None, "unsubscribed during the send", step)
+            body = _DOT_LINE.sub(b"..", message)
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            smtp.send(body + b".\r\n")
+        except (OSError, smtplib.SMTPException, UnicodeError) as e:
             self._drop()
-            return _reply(e.smtp_code, e.smtp_error)
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as e:
+            if isinstance(e, UnicodeError):  # an address smtplib cannot write: this one only
+                return Delivery("failed", None, f"the relay cannot take this address ({e})", step, "unsupported")
+            return Delivery("retry", None, f"connection lost before the message was handed over ({_what(e)})", step)
+        step = "dot"
+        try:
+            code, text = smtp.getreply()
+        except (OSError, smtplib.SMTPException) as e:
             self._drop()
-            return Delivery("retry", None, f"connection lost ({e or type(e).__name__})")
+            return Delivery("unknown", None, f"no reply after the message was handed over ({_what(e)})", step)
+        if code == 421:
+            self._drop()
+        return _reply(code, text, step)
+
+    def _refused(self, code: int, text: bytes, step: str) -> Delivery:
+        """A reply before the message was handed over: end this transaction cleanly."""
+        if code == 421 or code == -1:  # the relay is closing the connection
+            self._drop()
+            return Delivery("retry", code if code > 0 else None, f"{code} {text!r}", step)
+        self._reset()
+        return _reply(code, text, step)
+
+    def _reset(self) -> None:
+        try:
+            self.client.smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
 
     def _drop(self) -> None:
         client, self.client = self.client, None
@@ -151,31 +247,41 @@ class Connection:
             client.is_closed = True
 
 
-class ConnectionLost(NewsletterError):
-    """The server could not be reached, again and again: stop the send (a rerun resumes).
-    ``handed`` says whether the last message may have reached the server."""
+def _what(error: BaseException) -> str:
+    return str(error) or type(error).__name__
 
-    def __init__(self, message: str, handed: bool):
+
+class ConnectionLost(NewsletterError):
+    """The server could not be reached, again and again: stop the send (a rerun resumes)."""
+
+    def __init__(self, message: str):
         super().__init__(message, hint="rerun `newsletter send` to resume once the server is back")
-        self.handed = handed
 
 
 def deliver_with_retries(connection: Connection, recipient: str, message: bytes, smtp: Smtp,
                          pause=time.sleep) -> Delivery:
-    """Deliver, retrying temporary failures with exponential backoff and jitter. A 4xx
-    reply that persists is recorded as failed; a connection that keeps failing stops
-    the send (``ConnectionLost``) rather than fail every remaining recipient."""
+    """Deliver one message (a test copy), retrying what was not taken with exponential
+    backoff. A whole send does not use this: it puts a recipient back and moves on."""
     outcome = Delivery("retry")
     for attempt in range(1, smtp.retries + 1):
         outcome = connection.deliver(recipient, message)
         if outcome.status != "retry":
             return outcome
         if attempt < smtp.retries:
-            delay = smtp.backoff * 2 ** (attempt - 1)
-            pause(delay + random.uniform(0, delay))
+            pause(backoff(smtp, attempt))
     if outcome.code is None:
-        raise ConnectionLost(f"{connection.where}: {outcome.detail}, {smtp.retries} times", outcome.handed)
-    return Delivery("failed", outcome.code, f"{outcome.detail} (gave up after {smtp.retries} attempts)")
+        raise ConnectionLost(f"{connection.where}: {outcome.detail}, {smtp.retries} times")
+    return outcome._replace(status="failed", kind="temporary",
+                            detail=f"{outcome.detail} (gave up after {smtp.retries} attempts)")
+
+
+def backoff(smtp: Smtp, attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``: doubling, with jitter so that connections
+    that failed together do not come back together."""
+    import random
+
+    delay = smtp.backoff * 2 ** (attempt - 1)
+    return delay + random.uniform(0, delay)
 
 
 class RateLimiter:

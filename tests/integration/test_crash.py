@@ -30,7 +30,7 @@ def crashable(ws, smtp, secret):
 
 
 def start_send(ws, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "newsletter", "send", "issues/033.yaml", *args],
+    return subprocess.Popen([sys.executable, "-m", "newsletter", "send", "--yes", "issues/033.yaml", *args],
                             cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ})
 
@@ -52,7 +52,7 @@ def test_sigkill_then_rerun_mails_nobody_twice(crashable, smtp, kill_after: int)
     time.sleep(0.1)  # let the server finish what it was given
     before = received(smtp)
 
-    rerun = crashable.run("send", "issues/033.yaml")
+    rerun = crashable.run("send", "--yes", "issues/033.yaml")
     assert rerun.exit_code == 0, rerun.output
     counts = received(smtp)
     assert max(counts.values()) == 1, [a for a, n in counts.items() if n > 1]
@@ -67,7 +67,7 @@ def test_sigkill_then_rerun_mails_nobody_twice(crashable, smtp, kill_after: int)
     assert f"{PEOPLE - len(unknown)} sent" in status
 
     if unknown:
-        retried = crashable.run("send", "issues/033.yaml", "--retry-unknown")
+        retried = crashable.run("send", "--yes", "issues/033.yaml", "--retry-unknown")
         assert retried.exit_code == 0
         assert set(received(smtp)) == everyone
         assert "0 unknown" in crashable.run("status", "issues/033.yaml").stdout
@@ -85,7 +85,7 @@ def test_ctrl_c_stops_after_the_messages_in_flight_and_a_rerun_finishes(crashabl
     assert "Stopped by Ctrl-C after the messages in flight." in err and "Traceback" not in err
     assert "Run the same command again to send the rest." in out
     assert "0 unknown" in out  # nothing was left half-done
-    rerun = crashable.run("send", "issues/033.yaml")
+    rerun = crashable.run("send", "--yes", "issues/033.yaml")
     assert rerun.exit_code == 0
     counts = received(smtp)
     assert len(counts) == PEOPLE and max(counts.values()) == 1

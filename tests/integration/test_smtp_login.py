@@ -40,14 +40,14 @@ def authed(ws, auth_smtp, secret):
 
 def test_send_logs_in_with_the_password_from_the_environment(authed, auth_smtp, monkeypatch) -> None:
     monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
-    result = authed.run("send", "issues/033.yaml")
+    result = authed.run("send", "--yes", "issues/033.yaml")
     assert result.exit_code == 0, result.output
     assert [rcpt for rcpt, _ in auth_smtp.messages] == ["ada@example.com"]
 
 
 def test_a_refused_login_stops_the_send_and_keeps_everyone_pending(authed, auth_smtp, monkeypatch) -> None:
     monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "wrong")
-    result = authed.run("send", "issues/033.yaml")
+    result = authed.run("send", "--yes", "issues/033.yaml")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"127.0.0.1:{auth_smtp.port}: login refused (535 ")
     assert PASSWORD not in result.output + result.stderr and "wrong" not in result.stderr
@@ -58,7 +58,7 @@ def test_a_refused_login_stops_the_send_and_keeps_everyone_pending(authed, auth_
 def test_a_username_without_a_password_is_a_clear_error(authed, auth_smtp, monkeypatch) -> None:
     monkeypatch.delenv("NEWSLETTER_SMTP_PASSWORD", raising=False)
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
-    result = authed.run("send", "issues/033.yaml")
+    result = authed.run("send", "--yes", "issues/033.yaml")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"no SMTP password for {USER}: set NEWSLETTER_SMTP_PASSWORD")
     assert auth_smtp.messages == []

@@ -36,12 +36,12 @@ def test_one_click_post_unsubscribes_and_a_later_send_skips_the_address(web, ws,
     assert Store(ws.settings.subscribers).events("ada@example.com")[-1][1:3] == ("unsubscribed",
                                                                                "one-click (RFC 8058)")
     assert web.request("POST", f"/unsubscribe?token={token}", {"List-Unsubscribe": "One-Click"})[0] == 200
-    assert ws.run("send", "issues/001.yaml").exit_code == 0
+    assert ws.run("send", "--yes", "issues/001.yaml").exit_code == 0
     assert sorted(rcpt for rcpt, _ in smtp.messages) == ["bob@example.com"]
 
 
 def test_the_unsubscribe_link_in_a_sent_email_works(web, ws, smtp) -> None:
-    ws.run("send", "issues/001.yaml")
+    ws.run("send", "--yes", "issues/001.yaml")
     message = dict(smtp.received())["bob@example.com"]
     link = re.search(r"<(https://[^>]+)>", message["List-Unsubscribe"]).group(1)
     path = urllib.parse.urlsplit(link)
