@@ -120,6 +120,13 @@ class SmtpRecorder:
         self.started = 0  # DATA commands begun, accepted or not
         self.helo: set[str] = set()  # the names clients greeted with
         self.mail_options: list[list[str]] = []
+        self.pipelining = True  # advertised, as most relays do (aiosmtpd reads commands in turn either way)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     def misbehave(self, recipient: str, *replies: str) -> None:
         self.script[recipient.lower()] = list(replies)

@@ -3,14 +3,16 @@ whatever the connections have asked for since its last commit in one transaction
 
 Each message still needs its row ``sending`` on disk before it is handed over, so a
 connection waits for that commit; but four connections waiting at once share one
-commit, and the outcomes of earlier messages ride along with it. A connection's outcome
-is queued before its next request, so it is on disk no later than that request: a crash
-leaves at most one row per connection ``sending``. One writer also means the workers
+commit, and the outcomes of earlier messages ride along with it (an outcome wakes
+nobody: it waits for the next commit). A connection's outcome is queued before its
+next request, so it is on disk no later than that request: a crash leaves at most one
+row per connection ``sending``. One writer also means the workers
 never queue on SQLite's write lock (they used to spend a third of their time there).
 """
 
 from __future__ import annotations
 
+import collections
 import queue
 import sqlite3
 import threading
@@ -25,13 +27,15 @@ HEARTBEAT = 10.0  # seconds between "this send is alive" marks (see journal.acqu
 
 
 class _Ask:
-    """A request a connection waits on: ``mark_sending``'s answer, or a flush."""
+    """A request a connection waits on: ``mark_sending``'s answer, or a flush. A held
+    lock is its signal (lighter than an Event, which is a lock plus a condition)."""
 
     __slots__ = ("answer", "done", "error", "key")
 
     def __init__(self, key: str | None):
         self.key = key
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
         self.answer = False
         self.error: BaseException | None = None
 
@@ -42,7 +46,8 @@ class Writer:
     def __init__(self, journal: Journal):
         self.journal = journal
         self.db = connect(journal.path)
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()  # asks: they wake the writer
+        self.outcomes: collections.deque = collections.deque()  # they ride along with the next commit
         self.failure: NewsletterError | None = None
         self.last_beat = 0.0
         self.thread = threading.Thread(target=self._loop, name="journal", daemon=True)
@@ -53,20 +58,20 @@ class Writer:
         reader has left (the row is then settled as skipped)."""
         ask = _Ask(key)
         self.queue.put(ask)
-        ask.done.wait()
+        ask.done.acquire()
         if ask.error is not None:
             raise self.failure or NewsletterError(str(ask.error))
         return ask.answer
 
     def record(self, key: str, delivery: Delivery) -> None:
         """Queue an outcome; it is committed with the next batch."""
-        self.queue.put((key, delivery))
+        self.outcomes.append((key, delivery))
 
     def flush(self) -> None:
         """Wait until everything queued so far is on disk."""
         ask = _Ask(None)
         self.queue.put(ask)
-        ask.done.wait()
+        ask.done.acquire()
 
     def close(self) -> None:
         self.flush()
@@ -83,37 +88,36 @@ class Writer:
                 except queue.Empty:
                     break
             closing = batch[-1] is None
-            work = [item for item in batch if item is not None]
-            self._commit(work)
-            for item in work:
-                if isinstance(item, _Ask):
-                    item.done.set()
+            asks = [item for item in batch if item is not None]
+            outcomes = []
+            while self.outcomes:
+                outcomes.append(self.outcomes.popleft())
+            self._commit(outcomes, asks)
+            for ask in asks:
+                ask.done.release()
             if closing:
                 return
 
-    def _commit(self, work: list) -> None:
+    def _commit(self, outcomes: list, asks: list[_Ask]) -> None:
         if self.failure is not None:  # nothing more can be written: answer every ask with it
-            for item in work:
-                if isinstance(item, _Ask):
-                    item.error = self.failure
+            for ask in asks:
+                ask.error = self.failure
             return
         at = now()
         try:
             with transaction(self.db) as db:
-                for item in work:
-                    if isinstance(item, _Ask):
-                        if item.key is not None:
-                            item.answer = self.journal.mark_sending(db, item.key, at)
-                    else:
-                        self.journal.record(db, item[0], item[1], at)
+                for key, delivery in outcomes:  # first: a connection's outcome precedes its next mark
+                    self.journal.record(db, key, delivery, at)
+                for ask in asks:
+                    if ask.key is not None:
+                        ask.answer = self.journal.mark_sending(db, ask.key, at)
                 if time.monotonic() - self.last_beat > HEARTBEAT:
                     self.journal.heartbeat(db)
                     self.last_beat = time.monotonic()
         except sqlite3.Error as e:
             self.failure = journal_error(self.journal, e)
-            for item in work:
-                if isinstance(item, _Ask):
-                    item.error = self.failure
+            for ask in asks:
+                ask.error = self.failure
 
     def beat(self) -> None:
         """Keep the heartbeat fresh while the connections are idle (a slow relay)."""

@@ -32,8 +32,9 @@ def status(ws) -> str:
     return ws.run("status", "issues/033.yaml").stdout
 
 
-@pytest.fixture
-def relay(ws, smtp, secret):
+@pytest.fixture(params=["pipelining", "one command at a time"])
+def relay(ws, smtp, secret, request):
+    smtp.pipelining = request.param == "pipelining"
     ws.configure(extra=smtp_config(smtp.port, connections=2, timeout=1))
     ws.issue("033.yaml", number=33)
     return ws
