@@ -171,10 +171,10 @@ class SmtpRecorder:
             return "421 closing"
         if action:
             return action
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        with self.lock:
+        with self.lock:  # the relay has the message once the dot is in, as a real one queues it
             self.messages.append((rcpt, envelope.original_content or envelope.content))
+        if self.delay:  # a slow reply (if the client is killed meanwhile, aiosmtpd cancels this)
+            await asyncio.sleep(self.delay)
         return "250 OK"
 
     def received(self):

@@ -89,3 +89,37 @@ def test_ctrl_c_stops_after_the_messages_in_flight_and_a_rerun_finishes(crashabl
     assert rerun.exit_code == 0
     counts = received(smtp)
     assert len(counts) == PEOPLE and max(counts.values()) == 1
+
+
+def test_ten_random_kills_mail_nobody_twice_and_every_unknown_was_handed_over(ws, smtp, secret) -> None:
+    import random
+
+    ws.configure(extra=smtp_config(smtp.port, connections=CONNECTIONS))
+    ws.issue("033.yaml", number=33)
+    everyone = [f"reader{n:03d}@example.com" for n in range(300)]
+    (ws.root / "people.csv").write_text("email\n" + "".join(f"{a}\n" for a in everyone))
+    ws.run("subscribers", "import", "people.csv")
+    smtp.delay = 0.005
+    rng = random.Random(8)
+    for _ in range(10):
+        process = start_send(ws)
+        goal = len(smtp.messages) + rng.randint(1, 25)
+        deadline = time.monotonic() + 30
+        while len(smtp.messages) < goal and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(rng.uniform(0, 0.003))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    time.sleep(0.1)
+    rerun = ws.run("send", "--yes", "issues/033.yaml")
+    assert rerun.exit_code == 0, rerun.output
+    counts = received(smtp)
+    assert max(counts.values()) == 1, [a for a, n in counts.items() if n > 1]
+    unknown = [line.split()[0] for line in ws.run("status", "issues/033.yaml").stdout.splitlines()
+               if line.startswith("  reader")]
+    # "Unknown" means handed over. Not always: a kill can land between the commit that
+    # marks a row `sending` and the write of its message, a window of a thread switch
+    # (the relay's 5 ms reply is the window of the handed ones). Before the fix, 24 of 32.
+    never_handed = [a for a in unknown if not counts[a]]
+    assert len(unknown) >= 10 and len(never_handed) <= 3, (len(unknown), never_handed)
+    assert set(counts) | set(unknown) == set(everyone)
