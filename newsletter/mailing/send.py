@@ -126,12 +126,16 @@ def _send(journal: Journal, template: MessageTemplate, settings: Settings, limit
         run = Dispatch(template, settings.smtp, journal, writer, int(todo), progress)
         interrupted = _run(run, writer, connections)
         writer.close()
-        journal.settle()
         stopped = run.fatal or writer.failure
+        if writer.failure is None:
+            journal.settle()  # with a failed journal, a rerun settles what is left `sending`
         return Report(run.sent, run.failed, journal.counts(), journal.entries("failed"), journal.entries("unknown"),
                       recovered, interrupted, stopped, run.unknown)
     finally:
-        journal.release()
+        try:
+            journal.release()
+        except sqlite3.Error:  # a full disk: the lock names a process that is gone, which the next run sees
+            pass
 
 
 def _run(run: Dispatch, writer: Writer, connections: list[Connection]) -> bool:

@@ -213,7 +213,12 @@ class Connection:
                 if code != 354:
                     return self._refused(code, text, step)
             step = "data"
-            if not may_hand_over():
+            try:
+                handing = may_hand_over()
+            except BaseException:  # the journal failed: leave DATA without a dot, so nothing is delivered
+                self._drop()
+                raise
+            if not handing:
                 self._drop()
                 return Delivery("skipped", None, "unsubscribed during the send", step)
             # Dot-stuffing (RFC 5321 4.5.2) with bytes.replace: a regex over the 40 KB took
