@@ -131,6 +131,8 @@ def status(ctx: click.Context, issue: Path) -> None:
     try:
         counts = journal.counts()
         click.echo(f"Issue {number}: " + ", ".join(f"{counts[s]} {s}" for s in STATES))
+        if (who := journal.running()) is not None:
+            click.echo(f"Being sent now by {who}.")
         _print_entries(journal.entries("failed"), journal.entries("unknown"))
     finally:
         journal.close()

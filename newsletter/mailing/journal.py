@@ -80,9 +80,18 @@ class Journal:
                 pid, _, host = row[0].partition("@")
                 raise SendRunning(f"issue {self.issue} is being sent already, by process {pid} on {host}",
                                   hint="wait for it to finish, or stop it; a rerun then resumes")
+            # (a dead owner's rows left `sending` become unknown in `begin`)
             if row is None:
                 db.execute("INSERT INTO sends (issue, started_at) VALUES (?, ?)", (self.issue, now()))
             db.execute("UPDATE sends SET owner = ?, heartbeat = ? WHERE issue = ?", (me, time.time(), self.issue))
+
+    def running(self) -> str | None:
+        """Who sends this issue now ("process 123 on host"), if anyone."""
+        row = self.db.execute("SELECT owner, heartbeat FROM sends WHERE issue = ?", (self.issue,)).fetchone()
+        if row and row[0] and _alive(row[0], row[1]):
+            pid, _, host = row[0].partition("@")
+            return f"process {pid} on {host}"
+        return None
 
     def release(self) -> None:
         with transaction(self.db) as db:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -173,6 +174,7 @@ def test_a_second_send_of_the_same_issue_says_who_is_sending(relay, smtp) -> Non
     second = relay.run("send", "--yes", "issues/033.yaml")
     assert second.exit_code == 1
     assert f"issue 33 is being sent already, by process {first.pid} on " in second.stderr
+    assert f"Being sent now by process {first.pid} on " in status(relay)
     first.communicate(timeout=30)
     assert first.returncode == 0
     assert max(received(smtp).values()) == 1 and len(received(smtp)) == 30
@@ -236,3 +238,22 @@ def test_on_a_terminal_send_asks_first(relay, smtp) -> None:
         os.close(master)
         assert len(smtp.messages) == sent
         assert process.returncode == (0 if sent else 1)
+
+
+def test_journal_prune_keeps_the_totals_and_the_promise(relay, smtp) -> None:
+    people(relay, 10)
+    smtp.misbehave_at_rcpt("reader004@example.com", "550 5.1.1 No such user")
+    relay.run("send", "--yes", "issues/033.yaml", "--limit", "5")
+    refused = relay.run("journal", "prune", "issues/033.yaml")
+    assert refused.exit_code == 1 and "still has 5 recipient(s) to send to" in refused.stderr
+    relay.run("send", "--yes", "issues/033.yaml")
+    before = status(relay)
+    pruned = relay.run("journal", "prune", "issues/033.yaml")
+    assert pruned.exit_code == 0 and "dropped 9 row(s)" in pruned.stdout
+    assert status(relay) == before  # "9 sent, 1 failed", and the failed row with its reason
+    db = sqlite3.connect(relay.settings.subscribers)
+    assert db.execute("SELECT count(*) FROM deliveries WHERE issue = 33").fetchone() == (1,)
+    assert "This run: 0 sent" in relay.run("send", "--yes", "issues/033.yaml").stdout
+    again = relay.run("send", "--yes", "issues/033.yaml", "--include-new")
+    assert again.exit_code == 1 and "was pruned" in again.stderr
+    assert len(smtp.messages) == 9
