@@ -273,8 +273,8 @@ def test_on_a_terminal_send_shows_a_progress_bar(sending, smtp) -> None:
     import sys
 
     master, slave = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "newsletter", "send", "--yes", "issues/033.yaml"], cwd=sending.root,
-                               stdout=subprocess.PIPE, stderr=slave, env={**os.environ})
+    process = subprocess.Popen([sys.executable, "-m", "newsletter", "send", "--yes", "issues/033.yaml"],
+                               cwd=sending.root, stdout=subprocess.PIPE, stderr=slave, env={**os.environ})
     os.close(slave)
     out, _ = process.communicate(timeout=60)
     shown = b""
