@@ -5,7 +5,8 @@ the static headers, the MIME structure, the quoted-printable encoding of every s
 stretch of the text and HTML parts, the base64 of inline images. ``personalize`` then
 only encodes the few personal values (name, address, unsubscribe link, CSV fields)
 and joins bytes. Quoted-printable allows this: a soft line break (``=`` CRLF) between
-two separately encoded stretches decodes to nothing, so the pieces join exactly.
+two separately encoded stretches decodes to nothing, so the pieces join exactly. The
+header fields come from ``headers`` (folding, encoded words, IDNA).
 
 The message (RFC 5322, CRLF line endings):
     multipart/alternative
@@ -26,15 +27,16 @@ import mimetypes
 import os
 import re
 import time
-from email.header import Header
-from email.utils import formatdate
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import NamedTuple
 
 from newsletter.authoring.model import Issue
 from newsletter.authoring.render import Rendered
 from newsletter.config import Settings
-from newsletter.mailing.tokens import domain_of, list_id, make_token, message_id
+from newsletter.mailing.headers import fold, mailbox, mailboxes, phrase, unstructured
+from newsletter.mailing.tokens import domain_of, fresh_message_id, list_id, make_token, message_id
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
@@ -72,29 +74,26 @@ def _qp(text: str, quotetabs: bool = False) -> bytes:
     return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def _header(name: str, value: str) -> bytes:
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    return f"{name}: {Header(value, charset, header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode()
-
-
 class MessageTemplate:
-    """One issue's message, ready to be personalized for each recipient."""
+    """One issue's message, ready to be personalized for each recipient. ``test``: a test
+    copy, with a Message-ID of its own each time (a reader drops a repeated one, and the
+    real send must not look like a repeat of the test)."""
 
     def __init__(self, rendered: Rendered, settings: Settings, secret: bytes, *, attach_images: bool,
-                 subject_prefix: str = ""):
+                 subject_prefix: str = "", test: bool = False):
         self.settings = settings
+        self.test = test
         self.secret = secret
         self.issue = rendered.issue.number
         self.domain = domain_of(settings.sender)
         self.list_id = list_id(settings.name, settings.sender)
         self.sender = settings.sender or ""
         boundary = "=_nl_" + os.urandom(12).hex()  # never in quoted-printable or base64 text
-        head = [_header("From", self.sender), _header("Subject", subject_prefix + rendered.subject)]
+        head = [mailboxes("From", self.sender).encode(),
+                unstructured("Subject", subject_prefix + rendered.subject).encode()]
         if settings.reply_to:
-            head.append(_header("Reply-To", settings.reply_to))
-        phrase = settings.name if settings.name.isascii() and '"' not in settings.name else ""
-        head.append(f'List-Id: "{phrase}" <{self.list_id}>\r\n'.encode() if phrase else
-                    f"List-Id: <{self.list_id}>\r\n".encode())
+            head.append(mailboxes("Reply-To", settings.reply_to).encode())
+        head.append(fold("List-Id", [*phrase("List-Id", settings.name), f"<{self.list_id}>"]).encode())
         if settings.unsubscribe.url and settings.unsubscribe.url.startswith("https://"):
             head.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         head.append(b"MIME-Version: 1.0\r\n")
@@ -126,12 +125,15 @@ class MessageTemplate:
             tail += f"\r\n--{boundary}r--".encode()
         tail += f"\r\n--{boundary}a--\r\n".encode()
 
-        # The body: static bytes and personal fields, in order.
-        self.body: list[bytes | Field] = [text_head]
-        self.body += self._encode(rendered, rendered.text, html_part=False)
-        self.body.append(CRLF + html_head)
-        self.body += self._encode(rendered, rendered.html, html_part=True)
-        self.body.append(tail)
+        # The static headers and the body: static bytes and personal fields, in order,
+        # adjacent bytes joined here once rather than for every recipient.
+        self.body: list[bytes | Field] = []
+        for piece in [self.static_head, text_head, *self._encode(rendered, rendered.text, html_part=False),
+                      CRLF + html_head, *self._encode(rendered, rendered.html, html_part=True), tail]:
+            if type(piece) is bytes and self.body and type(self.body[-1]) is bytes:
+                self.body[-1] += piece
+            else:
+                self.body.append(piece)
         self._date = (0, "")
         mailto = settings.unsubscribe.mailto
         self.mailto = f"mailto:{mailto}?subject=unsubscribe" if mailto else ""
@@ -160,20 +162,19 @@ class MessageTemplate:
         values = self.values(recipient)
         now = int(time.time())
         if self._date[0] != now:  # formatting the date costs more than the rest of the headers
-            self._date = (now, formatdate(now, usegmt=True))
+            stamp = format_datetime(datetime.fromtimestamp(now, UTC))  # "+0000", not "GMT"
+            self._date = (now, f"Date: {stamp}\r\nMessage-ID: ")
+        ident = (fresh_message_id(self.issue, self.domain) if self.test else
+                 message_id(self.list_id, self.issue, recipient.email, self.domain))
+        head = mailbox("To", " ".join(recipient.name.split()), recipient.email) + self._date[1] + ident
         links = []
         if self.settings.unsubscribe.url:
             links.append(f"<{values['unsubscribe_url']}>")
         if self.mailto:
             links.append(f"<{self.mailto}>")
-        head = [
-            _to_header(recipient),
-            f"Date: {self._date[1]}\r\nMessage-ID: {message_id(self.list_id, self.issue, recipient.email, self.domain)}"
-            f"\r\n".encode(),
-        ]
-        if links:
-            head.append(f"List-Unsubscribe: {', '.join(links)}\r\n".encode())
-        parts = [*head, self.static_head]
+        if links:  # a URL cannot be folded, so a fold between URLs (cheaper than measuring)
+            head += "\r\nList-Unsubscribe: " + ",\r\n ".join(links)
+        parts = [(head + "\r\n").encode()]
         for piece in self.body:
             if type(piece) is bytes:
                 parts.append(piece)
@@ -181,25 +182,3 @@ class MessageTemplate:
                 value = " ".join(values.get(piece.name, "").split())  # no line breaks, ever
                 parts.append(_qp(html.escape(value) if piece.html else value, quotetabs=True))
         return b"".join(parts)
-
-
-def _to_header(recipient: Recipient) -> bytes:
-    """``To: "Name" <address>``; a non-ASCII name as an RFC 2047 encoded word, one word
-    as email.utils.formataddr writes it (several times slower): mail readers join
-    several words without a space, Python's parser does not. A very long name is split
-    into several words, to keep the line under SMTP's 998 characters."""
-    name = " ".join(recipient.name.split())
-    if not name:
-        return f"To: {recipient.email}\r\n".encode()
-    if name.isascii():
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'To: "{quoted}" <{recipient.email}>\r\n'.encode()
-    words, chunk = [], ""
-    for ch in name:
-        if len((chunk + ch).encode()) > 600:
-            words.append(chunk)
-            chunk = ""
-        chunk += ch
-    words.append(chunk)
-    encoded = "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
-    return f"To: {encoded} <{recipient.email}>\r\n".encode()

@@ -43,7 +43,8 @@ class Report(NamedTuple):
     unknown: int = 0  # this run's messages handed over with no answer
 
 
-def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = "") -> MessageTemplate:
+def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = "",
+            test: bool = False) -> MessageTemplate:
     """Check the setup and the issue, render it once, and build its message template."""
     missing = [key for key, value in (("from", settings.sender), ("postal_address", settings.postal_address))
                if not value]
@@ -56,13 +57,13 @@ def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = 
     issue = check_issue(path, settings.lang, display).issue
     image_url, attach = image_urls(issue, settings, domain_of(settings.sender))
     rendered = Renderer(settings).render(issue, image_url)
-    return MessageTemplate(rendered, settings, secret, attach_images=attach, subject_prefix=subject_prefix)
+    return MessageTemplate(rendered, settings, secret, attach_images=attach, subject_prefix=subject_prefix, test=test)
 
 
 def send_test(path: Path, settings: Settings, address: str, display: str) -> Delivery:
     """One copy to ``address`` with "[TEST]" before the subject; not journaled."""
     address = check_address(address)
-    template = prepare(path, settings, display, subject_prefix="[TEST] ")
+    template = prepare(path, settings, display, subject_prefix="[TEST] ", test=True)  # a Message-ID of its own
     connection = Connection(settings.smtp, settings.sender or "", password_for(settings.smtp))
     connection.open()
     try:

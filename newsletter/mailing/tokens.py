@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 
 from newsletter.errors import NewsletterError
 
@@ -103,3 +104,9 @@ def message_id(list_key: str, issue: int, email: str, domain: str) -> str:
     """Stable per issue and recipient, so a resent message is recognisably the same one."""
     digest = hashlib.sha256(f"{list_key}\0{issue}\0{email.strip().lower()}".encode()).hexdigest()[:32]
     return f"<{issue}.{digest}@{domain}>"
+
+
+def fresh_message_id(issue: int, domain: str) -> str:
+    """A new Message-ID on every call, for test copies: sharing the real one would make
+    readers (Gmail) drop the real message as a repeat of the test."""
+    return f"<{issue}.test-{secrets.token_hex(16)}@{domain}>"

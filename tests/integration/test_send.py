@@ -160,11 +160,20 @@ def test_a_connection_dropped_before_the_message_is_reopened_and_the_send_resume
 
 
 def test_test_copy_goes_to_one_address_with_test_in_the_subject(sending, smtp) -> None:
+    import email
+    from email import policy
+
     result = sending.run("send", "--yes", "issues/033.yaml", "--test", "me@example.org")
     assert result.exit_code == 0, result.output
     ((rcpt, message),) = smtp.received()
     assert rcpt == "me@example.org"
     assert message["Subject"] == "[TEST] Test Weekly #33: Test issue"
+    assert message["Date"].endswith("+0000")
+    sending.run("send", "--yes", "issues/033.yaml", "--test", "me@example.org")
+    sending.run("send", "--yes", "issues/033.yaml", "--dry-run", "eml")
+    real = email.message_from_bytes(next((sending.root / "eml").glob("*.eml")).read_bytes(), policy=policy.default)
+    ids = {m["Message-ID"] for _, m in smtp.received()} | {real["Message-ID"]}
+    assert len(ids) == 3  # each test copy has its own, never the real one (inboxes drop a repeat)
     assert "0 sent" in sending.run("status", "issues/033.yaml").stdout  # not journaled
     assert sending.run("send", "--yes", "issues/033.yaml", "--test", "not an address").exit_code == 1
 
