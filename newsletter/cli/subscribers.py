@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,22 +29,41 @@ def subscribers() -> None:
 @click.pass_context
 def subscribers_import(ctx: click.Context, csv_file: Path, strict: bool) -> None:
     """Import a CSV with a header row: email (required), name, more columns."""
-    from newsletter.mailing.importing import read_csv
+    from newsletter.mailing.importing import CsvRows, Row
 
-    rows, problems = read_csv(csv_file, str(csv_file))
-    for problem in problems:
-        click.echo(f"{problem} (row skipped)" if not strict else str(problem), err=True)
-    if problems and strict:
-        click.echo(f"{csv_file}: {len(problems)} bad row(s); nothing imported (--strict)", err=True)
-        sys.exit(1)
-    store = _store(ctx)
-    try:
-        counts = store.add_many(((r.email, r.name, r.fields) for r in rows), source=f"import {csv_file.name}")
-    finally:
-        store.close()
+    display = str(csv_file)
+    if strict:  # a first pass that only checks, so that a bad file changes nothing at all
+        with CsvRows(csv_file, display) as rows:
+            bad = 0
+            for item in rows:
+                if not isinstance(item, Row):
+                    bad += 1
+                    click.echo(str(item), err=True)
+        if bad:
+            click.echo(f"{csv_file}: {bad} bad row(s); nothing imported (--strict)", err=True)
+            sys.exit(1)
+    skipped = 0
+
+    def good(rows: CsvRows):
+        nonlocal skipped
+        for item in rows:
+            if isinstance(item, Row):
+                yield item.email, item.name, item.fields
+            elif strict:  # it was good a moment ago: raising rolls the import back
+                raise NewsletterError(f"{item}; {csv_file} changed while it was imported, nothing imported")
+            else:
+                skipped += 1
+                click.echo(f"{item} (row skipped)", err=True)
+
+    with CsvRows(csv_file, display) as rows:
+        store = _store(ctx)
+        try:  # one transaction, streamed: every row or, on any error, none
+            counts = store.add_many(good(rows), source=f"import {csv_file.name}")
+        finally:
+            store.close()
     summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
-    click.echo(f"{csv_file}: {summary or 'no rows'}" + (f"; {len(problems)} row(s) skipped" if problems else ""))
-    if problems:
+    click.echo(f"{csv_file}: {summary or 'no rows'}" + (f"; {skipped} row(s) skipped" if skipped else ""))
+    if skipped:
         sys.exit(1)
 
 
@@ -82,19 +102,37 @@ def subscribers_remove(ctx: click.Context, email: str) -> None:
 @click.pass_context
 def subscribers_list(ctx: click.Context, fmt: str) -> None:
     """Print every subscriber with their status."""
-    import csv
-    import json
-
     store = _store(ctx)
     try:
-        people = list(store.all())
+        with store.listing() as (columns, people):
+            if fmt == "json":
+                _write_json(people, sys.stdout)
+            else:
+                _write_csv(columns, people, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head` has read enough: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         store.close()
-    if fmt == "json":
-        click.echo(json.dumps([p._asdict() for p in people], ensure_ascii=False, indent=2))
-        return
-    columns = sorted({k for p in people for k in p.fields})
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+
+
+def _write_json(people, out) -> None:
+    """A JSON array, one subscriber a line, written as the rows come."""
+    import json
+
+    out.write("[")
+    separator = "\n"
+    for p in people:
+        out.write(separator + json.dumps(p._asdict(), ensure_ascii=False))
+        separator = ",\n"
+    out.write("]\n" if separator == "\n" else "\n]\n")
+
+
+def _write_csv(columns: list[str], people, out) -> None:
+    """A column for every field any subscriber has, then a line for each subscriber."""
+    import csv
+
+    writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["email", "name", "status", "created_at", "updated_at", *columns])
     for p in people:
         row = [p.email, p.name, p.status, p.created_at, p.updated_at, *(p.fields.get(c, "") for c in columns)]
