@@ -50,6 +50,13 @@ class Unsubscribe(NamedTuple):
     mailto: str | None = None
 
 
+class Signup(NamedTuple):
+    """Limits on the web sign-up's confirmation mail (each per hour)."""
+
+    per_client: int = 10  # sign-ups from one client address
+    hourly: int = 200  # confirmation mails in all
+
+
 class Settings(NamedTuple):
     """Everything newsletter.yaml says, with defaults filled in and paths made absolute."""
 
@@ -65,6 +72,7 @@ class Settings(NamedTuple):
     labels: dict[str, str] = {}  # noqa: RUF012 (never mutated)
     smtp: Smtp = Smtp()
     unsubscribe: Unsubscribe = Unsubscribe()
+    signup: Signup = Signup()
     subscribers: Path = Path("subscribers.db")
     layouts: Path = Path("layouts")
 
@@ -140,6 +148,15 @@ def _format() -> Mapping:
                 ),
                 "How subscribers leave",
             ),
+            "signup": Field(
+                Mapping(
+                    {
+                        "per_client": Field(Integer(), "Sign-ups an hour from one client address"),
+                        "hourly": Field(Integer(), "Confirmation mails an hour in all"),
+                    }
+                ),
+                "Limits on web sign-up",
+            ),
             "subscribers": Field(Text(), "The SQLite file of subscribers"),
             "layouts": Field(Text(), "The templates folder (default: layouts)"),
         }
@@ -183,6 +200,7 @@ def load_settings(path: Path) -> Settings:
         labels={k: v for k, v in (data["sections"] or {}).items() if v},
         smtp=Smtp(**smtp),
         unsubscribe=Unsubscribe(**(data["unsubscribe"] or {})),
+        signup=Signup(**{k: v for k, v in (data["signup"] or {}).items() if v is not None}),
         subscribers=root / (data["subscribers"] or "subscribers.db"),
         layouts=root / (data["layouts"] or "layouts"),
     )

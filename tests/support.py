@@ -195,10 +195,10 @@ def smtp_config(port: int, **extra) -> str:
 class Web:
     """`newsletter serve` as a subprocess on ``port``, and plain HTTP requests to it."""
 
-    def __init__(self, ws, port: int):
+    def __init__(self, ws, port: int, *args: str):
         self.ws, self.port = ws, port
         self.base = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+        self.process = subprocess.Popen([sys.executable, "-m", "newsletter", "serve", "--port", str(port), *args],
                                         cwd=ws.root, env={**os.environ}, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
         try:
@@ -207,14 +207,20 @@ class Web:
             self.process.kill()
             raise AssertionError(self.process.communicate()[1]) from None
 
-    def request(self, method: str, path: str, data: dict | None = None) -> tuple[int, str]:
-        body = urllib.parse.urlencode(data).encode() if data is not None else None
-        request = urllib.request.Request(self.base + path, data=body, method=method)
+    def request(self, method: str, path: str, data: dict | None = None,
+                headers: dict | None = None) -> tuple[int, str]:
+        return self.exchange(method, path, data, headers)[::2]
+
+    def exchange(self, method: str, path: str, data: dict | bytes | None = None,
+                 headers: dict | None = None) -> tuple[int, dict, str]:
+        """Status, headers (lower-cased names) and body of one request."""
+        body = urllib.parse.urlencode(data).encode() if isinstance(data, dict) else data
+        request = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read().decode()
+                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
         except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
 
     def stop(self) -> None:
         self.process.terminate()

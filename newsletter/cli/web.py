@@ -57,8 +57,10 @@ def archive(ctx: click.Context, out_dir: Path) -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--proxy-headers", is_flag=True,
+              help="Behind a reverse proxy: take the client's address from X-Forwarded-For (sent by 127.0.0.1).")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, proxy_headers: bool) -> None:
     """Serve the archive, one-click unsubscribe and confirmed sign-up."""
     import socket
 
@@ -80,5 +82,6 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         except OSError as e:
             raise NewsletterError(f"{host}:{port} is busy ({e.strerror})", hint="pass --port N") from None
     click.echo(f"Serving {site}/ with unsubscribe and sign-up at http://{host}:{port}/ (Ctrl-C stops)")
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; anyone could send it.
     uvicorn.run(create_app(settings, secret, site), host=host, port=port, log_level="warning",
-                access_log=False, server_header=False)
+                access_log=False, server_header=False, proxy_headers=proxy_headers)

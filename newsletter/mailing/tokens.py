@@ -65,6 +65,8 @@ def read_token(secret: bytes, list_id: str, token: str, purpose: str = "unsubscr
         given = _unb64(right)
     except (ValueError, UnicodeDecodeError):
         return None
+    if token != f"{_b64(email.encode())}.{_b64(given)}":  # only the form we write (base64 decoding is lax)
+        return None
     return email if hmac.compare_digest(given, _mac(secret, list_id, purpose, email)) else None
 
 
@@ -82,6 +84,8 @@ def read_expiring_token(secret: bytes, list_id: str, token: str, now: float,
         left, expires_hex, right = token.split(".", 2)
         email, expires, given = _unb64(left).decode(), int(expires_hex, 16), _unb64(right)
     except (ValueError, UnicodeDecodeError):
+        return None
+    if token != f"{_b64(email.encode())}.{expires:x}.{_b64(given)}":  # only the form we write
         return None
     if not hmac.compare_digest(given, _mac(secret, list_id, purpose, f"{email}\0{expires}")):
         return None

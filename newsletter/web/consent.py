@@ -4,30 +4,38 @@
   repeating it is harmless.
 - Signing up needs the address's owner: we mail a signed link that expires, and only
   confirming it subscribes. That is also the only way back for an unsubscribed or
-  bounced address. An address gets at most one confirmation mail an hour, however often
-  it is entered, and the answer never tells whether it was already subscribed.
+  bounced address.
+- A sign-up writes one row to the outbox, whatever the address (subscribed or not), and
+  the mail goes out from a thread of ``serve`` (see ``outbox``): the answer and its time
+  tell nothing. One mailbox gets at most one confirmation an hour (``name+tag@`` counts
+  as ``name@``); one client may sign up ``signup.per_client`` times an hour, and no more
+  than ``signup.hourly`` confirmations go out an hour in all.
 - Every change, and every confirmation mail, is recorded with its time and source.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import re
 import threading
 import time
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 
-from newsletter.authoring.labels import labels_for
 from newsletter.config import Settings
-from newsletter.errors import NewsletterError
 from newsletter.mailing.importing import check_address
-from newsletter.mailing.store import Store, now, record_event, transaction
-from newsletter.mailing.tokens import domain_of, list_id, make_expiring_token, read_expiring_token, read_token
-from newsletter.mailing.transport import Connection, deliver_with_retries, password_for
+from newsletter.mailing.store import Store, transaction
+from newsletter.mailing.tokens import list_id, read_expiring_token, read_token
 
-CONFIRM_HOURS = 48
-RESEND_AFTER = dt.timedelta(hours=1)
-CONFIRMATION_SENT = "confirmation sent"
+HOUR = 3600.0
+
+
+def mailbox_of(email: str) -> str:
+    """The mailbox an address reaches, for the hourly rule: ``Name+tag@Host`` is ``name@host``."""
+    local, _, domain = email.lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def plain_client(host: str) -> str:
+    """A client address as recorded in the consent record: plain text, short."""
+    return re.sub(r"[^0-9A-Za-z.:_\[\]-]", "", host)[:64] or "unknown"
 
 
 class Consent:
@@ -59,28 +67,35 @@ class Consent:
 
     # Joining
 
-    def request(self, address: str, source: str) -> None:
-        """Mail a confirmation link to ``address`` unless it is subscribed already or was
-        mailed one within the hour. Raises NewsletterError only for a malformed address."""
+    def request(self, address: str, client: str) -> str:
+        """Record a sign-up: ``queued`` (a confirmation will be mailed), ``subscribed`` or
+        ``limited`` (nothing is mailed; the visitor is told the same), or the refusals
+        that depend only on the client: ``too many`` (this client) and ``busy`` (the
+        hourly cap). Raises NewsletterError only for a malformed address."""
         email = check_address(address)
-        key = email.lower()
+        mailbox, client, at = mailbox_of(email), plain_client(client), time.time()
+        limits = self.settings.signup
         with self.lock, transaction(self.store.db) as db:
-            row = db.execute("SELECT status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
-            if row and row[0] == "subscribed":
-                return
-            last = db.execute("SELECT max(at) FROM events WHERE email_key = ? AND change = ?",
-                              (key, CONFIRMATION_SENT)).fetchone()[0]
-            since = (dt.datetime.now(dt.UTC) - RESEND_AFTER).isoformat(timespec="microseconds")
-            if last is not None and last > since:
-                return
-            record_event(db, key, now(), CONFIRMATION_SENT, source)
-        try:
-            self._mail_confirmation(email)
-        except NewsletterError:
-            with self.lock, transaction(self.store.db) as db:  # not sent: let them try again
-                db.execute("DELETE FROM events WHERE id = (SELECT max(id) FROM events WHERE email_key = ?"
-                           " AND change = ?)", (key, CONFIRMATION_SENT))
-            raise
+            mine = db.execute("SELECT count(*) FROM outbox WHERE client = ? AND created_at > ?",
+                              (client, at - HOUR)).fetchone()[0]
+            if mine >= limits.per_client:
+                return "too many"
+            row = db.execute("SELECT status FROM subscribers WHERE email_key = ?", (email.lower(),)).fetchone()
+            recent = db.execute("SELECT count(*) FROM outbox WHERE mailbox = ? AND created_at > ? AND state IN"
+                                " ('queued', 'sent', 'failed')", (mailbox, at - HOUR)).fetchone()[0]
+            mailed = db.execute("SELECT count(*) FROM outbox WHERE created_at > ? AND state IN"
+                                " ('queued', 'sent', 'failed')", (at - HOUR,)).fetchone()[0]
+            if row is not None and row[0] == "subscribed":
+                state = "subscribed"
+            elif recent:
+                state = "limited"
+            elif mailed >= limits.hourly:
+                return "busy"
+            else:
+                state = "queued"
+            db.execute("INSERT INTO outbox (email, mailbox, client, created_at, state) VALUES (?, ?, ?, ?, ?)",
+                       (email, mailbox, client, at, state))
+        return state
 
     def confirm_address(self, token: str) -> str | None:
         """The address of a valid, unexpired confirmation token."""
@@ -93,29 +108,3 @@ class Consent:
             with self.lock:
                 self.store.add(email, source=source)
         return email
-
-    def _mail_confirmation(self, email: str) -> None:
-        s = self.settings
-        labels = labels_for(s.lang, s.labels)
-        expires = int(time.time()) + CONFIRM_HOURS * 3600
-        token = make_expiring_token(self.secret, self.list_id, email, expires)
-        base = s.base_url or "http://127.0.0.1:8000"
-        message = EmailMessage()
-        message["From"] = s.sender or ""
-        message["To"] = email
-        message["Subject"] = labels["confirm_subject"].format(name=s.name)
-        message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = make_msgid(domain=domain_of(s.sender))
-        message["Auto-Submitted"] = "auto-generated"
-        body = labels["confirm_body"].format(email=email, name=s.name, hours=CONFIRM_HOURS,
-                                             url=f"{base}/confirm?token={token}")
-        message.set_content(body + (f"\n\n-- \n{s.postal_address}\n" if s.postal_address else "\n"))
-        connection = Connection(s.smtp, s.sender or "", password_for(s.smtp))
-        try:
-            connection.open()
-            delivery = deliver_with_retries(connection, email, message.as_bytes(policy=message.policy.clone(
-                linesep="\r\n")), s.smtp)
-        finally:
-            connection.close()
-        if delivery.status != "sent":
-            raise NewsletterError(f"confirmation mail to {email} not sent: {delivery.detail}")

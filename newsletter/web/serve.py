@@ -6,20 +6,23 @@ the SQLite and SMTP work. The rules themselves live in ``consent``.
 
     GET  /unsubscribe?token=T   a page with a button; changes nothing (scanners prefetch)
     POST /unsubscribe?token=T   RFC 8058 one-click (List-Unsubscribe=One-Click) or the button
-    POST /subscribe             email=...: mails a confirmation link (same answer for everyone)
+    POST /subscribe             email=...: queues a confirmation link (same answer for everyone)
     GET  /confirm?token=T       a page with a button; changes nothing
-    POST /confirm               token=...: subscribes
+    POST /confirm               token=...: subscribes (same-origin only)
     /...                        the static archive
+
+Every response carries the security headers (the archive's too), and a request body is
+capped at ``MAX_BODY`` bytes (413, nothing read further, nothing stored).
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
@@ -30,26 +33,23 @@ from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.mailing.importing import check_address
 from newsletter.web.consent import Consent
+from newsletter.web.guard import SecurityHeaders, same_origin
+from newsletter.web.outbox import Outbox
 
-# Our pages load nothing from elsewhere and run no script; say so to the browser.
-HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
     """The web side, serving the archive built in ``site``."""
     consent = Consent(settings, secret)
+    outbox = Outbox(settings, secret)
     renderer = Renderer(settings)
     context = {**renderer.site_context(), "subscribe_url": "/subscribe"}
     labels = context["labels"]
 
     def page(title: str, message: str = "", form: dict | None = None, status: int = 200) -> HTMLResponse:
         body = renderer.template("page.html", {**context, "title": title, "message": message, "form": form})
-        return HTMLResponse(body, status_code=status, headers=HEADERS)
+        return HTMLResponse(body, status_code=status, headers=NO_STORE)
 
     def bad_link() -> HTMLResponse:
         return page(labels["unsubscribe"], labels["bad_link"], status=400)
@@ -84,10 +84,10 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
             check_address(address)
         except NewsletterError:
             return page(labels["subscribe"], labels["bad_address"], status=400)
-        try:
-            await run_in_threadpool(consent.request, address, f"web sign-up from {_client(request)}")
-        except NewsletterError as e:  # the relay refused or is down: tell the operator, not the visitor
-            print(f"sign-up of {address.strip()}: {e}", file=sys.stderr)
+        outcome = await run_in_threadpool(consent.request, address, _client(request))
+        if outcome == "too many":
+            return page(labels["subscribe"], labels["try_later"], status=429)
+        if outcome == "busy":
             return page(labels["subscribe"], labels["try_later"], status=503)
         return page(labels["check_inbox_title"], labels["check_inbox"].format(email=address.strip()))
 
@@ -101,6 +101,8 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
                      "button": labels["confirm_button"].format(email=email)})
 
     async def confirm(request: Request) -> HTMLResponse:
+        if not same_origin(request, settings.base_url):  # a page elsewhere must not subscribe anyone
+            return page(labels["subscribe"], labels["bad_link"], status=403)
         email = await run_in_threadpool(consent.confirm, await token_of(request), "web sign-up, confirmed")
         if email is None:
             return page(labels["subscribe"], labels["bad_link"], status=400)
@@ -114,13 +116,18 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
         Route("/confirm", confirm, methods=["POST"]),
         Mount("/", StaticFiles(directory=site, html=True)),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        outbox.start()
         yield
+        outbox.stop()
         consent.close()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
 
 
 def _client(request: Request) -> str:
+    """The client's address: the peer's, or what the proxy says when `--proxy-headers`
+    told uvicorn to believe it (never otherwise)."""
     return request.client.host if request.client else "unknown"
