@@ -47,7 +47,7 @@ class Dispatch:
         self.retries: list[_Retry] = []
         self.after = 0  # the last rowid read from the journal
         self.exhausted = False
-        self.taken = self.in_flight = self.sent = self.failed = self.unknown = self.order = 0
+        self.taken = self.in_flight = self.sent = self.failed = self.unknown = self.skipped = self.order = 0
         self.stopping = False
         self.fatal: NewsletterError | None = None
         self.same: tuple[str, int] = ("", 0)  # the last refusal's signature, and how many in a row
@@ -105,10 +105,12 @@ class Dispatch:
                 self.same = ("", 0)
             elif outcome.status == "unknown":
                 self.unknown += 1
+            elif outcome.status == "skipped":
+                self.skipped += 1
             elif outcome.status == "failed":
                 self.failed += 1
                 self._judge(outcome)
-            done = self.sent + self.failed + self.unknown
+            done = self.sent + self.failed + self.unknown + self.skipped
             self.cond.notify_all()
         if self.progress:
             self.progress(done, self.todo)
@@ -142,6 +144,11 @@ class Dispatch:
         try:
             while (claimed := self._next()) is not None:
                 task, attempts = claimed
+                if not task.subscribed:  # left after the run began: settled without a word to the relay
+                    outcome = Delivery("skipped", None, "unsubscribed during the send")
+                    self.writer.record(task.key, outcome)
+                    self._finish(outcome)
+                    continue
                 try:
                     outcome = self._attempt(connection, task)
                 except BaseException as e:  # never die silently: put the reader back, stop the run

@@ -47,6 +47,7 @@ class Task(NamedTuple):
     rowid: int
     key: str
     recipient: Recipient
+    subscribed: bool = True  # False: the reader left after the run began (settle as skipped)
 
 
 class SendRunning(NewsletterError):
@@ -154,13 +155,13 @@ class Journal:
         """The next pending rows after rowid ``after``, in journal order (a keyset page:
         each page costs the same however far the send has come)."""
         rows = self.db.execute(
-            "SELECT d.rowid, d.email_key, s.email, s.name, s.fields FROM deliveries d"
+            "SELECT d.rowid, d.email_key, s.email, s.name, s.fields, s.status FROM deliveries d"
             " JOIN subscribers s ON s.email_key = d.email_key"
             " WHERE d.issue = ? AND d.state = 'pending' AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
             (self.issue, after, limit),
         ).fetchall()
-        return [Task(rowid, key, Recipient(email, name, json.loads(fields)))
-                for rowid, key, email, name, fields in rows]
+        return [Task(rowid, key, Recipient(email, name, json.loads(fields)), status == "subscribed")
+                for rowid, key, email, name, fields, status in rows]
 
     # -- writes, made by the one writer thread (see ``commits``) ----------------------
 
