@@ -50,6 +50,19 @@ class Unsubscribe(NamedTuple):
     mailto: str | None = None
 
 
+class Enrich(NamedTuple):
+    """How `newsletter enrich` and `check --links` fetch."""
+
+    arxiv_api: str = "https://export.arxiv.org/api/query"
+    timeout: float = 10.0  # seconds for one request
+    concurrency: int = 8  # requests at once in all (and at most 2 to one host)
+    user_agent: str = "newsletter/0.1 (link previews and link checks for a curated newsletter)"
+
+
+class Links(NamedTuple):
+    check_on_send: bool = False  # run `check --links` before a send
+
+
 class Signup(NamedTuple):
     """Limits on the web sign-up's confirmation mail (each per hour)."""
 
@@ -73,6 +86,8 @@ class Settings(NamedTuple):
     smtp: Smtp = Smtp()
     unsubscribe: Unsubscribe = Unsubscribe()
     signup: Signup = Signup()
+    enrich: Enrich = Enrich()
+    links: Links = Links()
     subscribers: Path = Path("subscribers.db")
     layouts: Path = Path("layouts")
 
@@ -148,6 +163,21 @@ def _format() -> Mapping:
                 ),
                 "How subscribers leave",
             ),
+            "enrich": Field(
+                Mapping(
+                    {
+                        "arxiv_api": Field(Url(), "The arXiv API's query address (a mirror, or a test server)"),
+                        "timeout": Field(Number(), "Seconds for one request"),
+                        "concurrency": Field(Integer(), "Requests at once"),
+                        "user_agent": Field(Text(), "The User-Agent fetches send"),
+                    }
+                ),
+                "How `enrich` and `check --links` fetch",
+            ),
+            "links": Field(
+                Mapping({"check_on_send": Field(Boolean(), "Run `check --links` before a send")}),
+                "Link checks",
+            ),
             "signup": Field(
                 Mapping(
                     {
@@ -200,10 +230,17 @@ def load_settings(path: Path) -> Settings:
         labels={k: v for k, v in (data["sections"] or {}).items() if v},
         smtp=Smtp(**smtp),
         unsubscribe=Unsubscribe(**(data["unsubscribe"] or {})),
-        signup=Signup(**{k: v for k, v in (data["signup"] or {}).items() if v is not None}),
+        signup=Signup(**_given(data["signup"])),
+        enrich=Enrich(**_given(data["enrich"])),
+        links=Links(**_given(data["links"])),
         subscribers=root / (data["subscribers"] or "subscribers.db"),
         layouts=root / (data["layouts"] or "layouts"),
     )
+
+
+def _given(section: dict | None) -> dict:
+    """The keys a settings section sets (the rest keep their defaults)."""
+    return {k: v for k, v in (section or {}).items() if v is not None}
 
 
 def _shown(path: Path) -> str:
