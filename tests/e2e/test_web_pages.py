@@ -3,6 +3,8 @@ clicking, as a reader would."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from newsletter.mailing.store import Store
@@ -37,4 +39,7 @@ def test_sign_up_from_the_archive_by_clicking(page, web, smtp) -> None:
     page.get_by_label("Get the next issue by email").fill("reader@example.org")
     page.get_by_role("button", name="Subscribe").click()
     page.get_by_text("confirmation link is on its way").wait_for()
+    deadline = time.monotonic() + 10  # the outbox thread mails it after the answer
+    while not smtp.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [rcpt for rcpt, _ in smtp.messages] == ["reader@example.org"]

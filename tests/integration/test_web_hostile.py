@@ -70,10 +70,12 @@ def test_sign_up_answers_the_same_for_subscribers_and_strangers(ws, smtp, secret
     port = smtp.port if relay == "up" else free_port()  # "down": nothing listens there
     web = serve(ws, port, "signup: {per_client: 1000, hourly: 1000}\n")
     try:
-        for n in range(20):
+        for n in range(30):
             ws.run("subscribers", "add", f"member{n}@example.com")
+        for address in ("member-warm@example.com", "warm@example.com"):  # the first requests load templates
+            web.request("POST", "/subscribe", {"email": address})
         known, stranger = [], []
-        for n in range(20):  # interleaved, each first in turn, so both meet the same machine
+        for n in range(30):  # interleaved, each first in turn, so both meet the same machine
             pair = [(known, f"member{n}@example.com"), (stranger, f"new{n}@example.com")]
             for times, address in pair[::1 if n % 2 else -1]:
                 start = time.perf_counter()
@@ -81,7 +83,7 @@ def test_sign_up_answers_the_same_for_subscribers_and_strangers(ws, smtp, secret
                 times.append(time.perf_counter() - start)
                 assert code == 200 and "confirmation link is on its way" in body
         ratio = statistics.median(stranger) / statistics.median(known)
-        assert 0.7 < ratio < 1.4, ratio  # was 3x: the mail went out inside the request
+        assert 0.6 < ratio < 1.6, ratio  # was 3x: the mail went out inside the request
     finally:
         web.stop()
 
