@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -e '.[test]'
 	@# This environment may set PYTHONDONTWRITEBYTECODE; without .pyc files every command
 	@# would recompile the package from source (about 30 ms a run).
 	$(PY) -m compileall -q newsletter

@@ -76,6 +76,18 @@ def new(ctx: click.Context) -> None:
 
 
 @click.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="My Newsletter", show_default=True, help="The newsletter's name.")
+def init(folder: Path, name: str) -> None:
+    """Create a fresh workspace in FOLDER: settings, layouts, an empty issues/."""
+    from newsletter.authoring.workspace import init_workspace
+
+    for path in init_workspace(folder, name):
+        click.echo(str(path))
+    click.echo(f"Fill in {folder / 'newsletter.yaml'}, then `cd {folder}` and `newsletter new`.", err=True)
+
+
+@click.command()
 def schema() -> None:
     """Print the issue format as JSON Schema (for editors)."""
     from newsletter.authoring.scaffold import schema_text

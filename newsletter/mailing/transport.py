@@ -133,8 +133,10 @@ class Connection:
         try:
             self._connect()
         except (OSError, smtplib.SMTPException) as e:
-            raise NewsletterError(f"{self.where}: cannot connect ({e})",
-                                  hint="is the server running? `make demo` starts a local one") from None
+            local = (self.smtp.host, self.smtp.port) == ("127.0.0.1", 8025)  # no `smtp:` settings
+            hint = ("nothing listens there: `newsletter capture` runs a local server that keeps what it gets"
+                    if local else "check `smtp:` in newsletter.yaml (host, port, security) and that the relay is up")
+            raise NewsletterError(f"{self.where}: cannot connect ({e})", hint=hint) from None
 
     def _connect(self) -> None:
         """yagmail opens the connection (SSL or STARTTLS), greets with our name, logs in."""
