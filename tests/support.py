@@ -225,3 +225,61 @@ class Web:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+class TinyDisk:
+    """A workspace's store on a real, tiny tmpfs, in a private mount namespace (`unshare
+    -rm`: no root needed, nobody else sees it). ``run`` copies the store onto it, runs
+    one `newsletter` command there and copies the store back out as the full disk left it."""
+
+    SCRIPT = """
+set -e
+mount -t tmpfs -o size={size}k none "$TINY"
+cp "$STORE"/subscribers.db "$TINY"/
+set +e
+"$PYTHON" -m newsletter --config "$CONFIG" "$@" > "$OUT"/stdout 2> "$OUT"/stderr
+echo $? > "$OUT"/status
+cp "$TINY"/subscribers.db* "$OUT"/
+"""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.store, self.tiny, self.out = ws.root / "store", ws.root / "tiny", ws.root / "out"
+        for folder in (self.store, self.tiny, self.out):
+            folder.mkdir(exist_ok=True)
+
+    @staticmethod
+    def works() -> bool:
+        import shutil
+
+        if not shutil.which("unshare"):
+            return False
+        probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs none /mnt"], capture_output=True)
+        return probe.returncode == 0
+
+    def checkpoint(self) -> int:
+        """Fold the store's WAL into it; its size in KB."""
+        import sqlite3
+
+        db = sqlite3.connect(self.store / "subscribers.db")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        return (self.store / "subscribers.db").stat().st_size // 1024
+
+    def run(self, size_kb: int, *args: str) -> tuple[int, str, str]:
+        """Exit status, stdout and stderr of `newsletter ARGS` with the store on ``size_kb`` KB."""
+        config = self.ws.root / "tiny.yaml"
+        config.write_text((self.ws.root / "newsletter.yaml").read_text().replace(str(self.store), str(self.tiny)))
+        env = {**os.environ, "TINY": str(self.tiny), "STORE": str(self.store), "OUT": str(self.out),
+               "CONFIG": str(config), "PYTHON": sys.executable}
+        subprocess.run(["unshare", "-rm", "sh", "-c", self.SCRIPT.format(size=size_kb), "sh", *args],
+                       cwd=self.ws.root, env=env, check=True, timeout=120)
+        return (int((self.out / "status").read_text()), (self.out / "stdout").read_text(),
+                (self.out / "stderr").read_text())
+
+    def bring_back(self) -> None:
+        """Put the store as the full disk left it back in place, on a disk with room."""
+        import shutil
+
+        for path in self.out.glob("subscribers.db*"):
+            shutil.copy(path, self.store / path.name)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.mailing.store import Store
+
+from support import TinyDisk
 
 SMALL, BIG = 50_000, 200_000
 
@@ -116,55 +117,26 @@ def test_a_bad_byte_far_down_a_file_imports_nothing_and_gives_its_offset(ws) -> 
     assert [s.email for s in Store(ws.settings.subscribers).all()] == ["ada@example.com"]
 
 
-FULL_DISK = """
-set -e
-mount -t tmpfs -o size={size}k none "$TINY"
-cp "$STORE"/subscribers.db "$TINY"/
-set +e
-"$PYTHON" -m newsletter --config "$CONFIG" subscribers import people.csv > "$OUT"/stdout 2> "$OUT"/stderr
-echo $? > "$OUT"/status
-cp "$TINY"/subscribers.db* "$OUT"/
-"""
-
-
-def private_mounts_work() -> bool:
-    if not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs none /mnt"], capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not private_mounts_work(), reason="needs `unshare -rm` (user and mount namespaces)")
+@pytest.mark.skipif(not TinyDisk.works(), reason="needs `unshare -rm` (user and mount namespaces)")
 def test_a_really_full_disk_stops_an_import_cleanly(ws) -> None:
     """On a real, tiny tmpfs in a private mount namespace (no root needed)."""
-    store, tiny, out = ws.root / "store", ws.root / "tiny", ws.root / "out"
-    for folder in (store, tiny, out):
-        folder.mkdir()
+    disk = TinyDisk(ws)
+    store, tiny = disk.store, disk.tiny
     ws.configure(extra=f"subscribers: {store / 'subscribers.db'}\n")
     (ws.root / "first.csv").write_text("email,name\nada@example.com,Ada\nbob@example.com,Bob\n")
     assert ws.run("subscribers", "import", "first.csv").exit_code == 0
     ws.run("subscribers", "remove", "bob@example.com")
+    size_kb = disk.checkpoint() + 256  # room to start, not to finish
     db = sqlite3.connect(store / "subscribers.db")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = (db.execute("SELECT * FROM subscribers ORDER BY email_key").fetchall(),
               db.execute("SELECT * FROM events ORDER BY id").fetchall())
     db.close()
     write_people(ws.root / "people.csv", 20_000)
-    config = ws.root / "tiny.yaml"
-    config.write_text((ws.root / "newsletter.yaml").read_text().replace(str(store), str(tiny)))
-    size_kb = (store / "subscribers.db").stat().st_size // 1024 + 256  # room to start, not to finish
-    env = {**os.environ, "TINY": str(tiny), "STORE": str(store), "OUT": str(out), "CONFIG": str(config),
-           "PYTHON": sys.executable}
-    subprocess.run(["unshare", "-rm", "sh", "-c", FULL_DISK.format(size=size_kb)], cwd=ws.root, env=env,
-                   check=True, timeout=120)
-
-    status, stderr = int((out / "status").read_text()), (out / "stderr").read_text()
-    assert (status, (out / "stdout").read_text()) == (1, ""), stderr
+    status, stdout, stderr = disk.run(size_kb, "subscribers", "import", "people.csv")
+    assert (status, stdout) == (1, ""), stderr
     assert stderr == (f"{tiny / 'subscribers.db'}: the disk is full; nothing was imported (free some space and "
                       "run the same command again; the subscriber list is intact)\n")
-    for name in os.listdir(out):  # the store as the full disk left it, back on a disk with room
-        if name.startswith("subscribers.db"):
-            shutil.copy(out / name, store / name)
+    disk.bring_back()
     db = sqlite3.connect(store / "subscribers.db")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     after = (db.execute("SELECT * FROM subscribers ORDER BY email_key").fetchall(),
