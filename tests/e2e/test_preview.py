@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -19,7 +20,6 @@ from support import REPO, screenshot
 SAMPLE = REPO / "issues" / "033.yaml"
 
 
-
 class Server:
     def __init__(self, root: Path, port: int):
         self.root, self.port = root, port
@@ -29,7 +29,11 @@ class Server:
             [sys.executable, "-m", "newsletter", "preview", "issues/033.yaml", "--port", str(port)],
             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        wait_for_port(port)
+        try:
+            wait_for_port(port, timeout=20)
+        except TimeoutError:  # say why: a crash, a busy port
+            self.process.kill()
+            raise AssertionError(self.process.communicate()[1]) from None
 
     def edit(self, old: str, new: str) -> None:
         text = self.issue.read_text("utf-8")
@@ -229,12 +233,115 @@ def test_send_test_button_mails_one_copy_like_send_test(page, workspace: Path, s
         server.stop()
 
 
-def test_send_test_refuses_other_origins(server: Server) -> None:
+def page_token(server: Server) -> str:
+    """The per-run secret, read from the page as the browser gets it."""
+    import urllib.request
+
+    with urllib.request.urlopen(server.url, timeout=5) as response:
+        return re.search(r'<meta name="preview-token" content="([^"]+)">', response.read().decode()).group(1)
+
+
+def test_send_test_refuses_other_origins_even_with_the_secret(server: Server) -> None:
     import urllib.error
     import urllib.request
 
     request = urllib.request.Request(server.url + "send-test", data=b'{"address": "x@example.com"}', method="POST",
-                                     headers={"Content-Type": "application/json", "Origin": "https://evil.example"})
+                                     headers={"Content-Type": "application/json", "Origin": "https://evil.example",
+                                              "X-Preview-Token": page_token(server)})
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
     assert caught.value.code == 403
+
+
+def test_a_page_from_before_a_restart_is_told_to_reload(page, workspace: Path, smtp, secret) -> None:
+    from support import smtp_config
+
+    config = workspace / "newsletter.yaml"
+    config.write_text(config.read_text() + smtp_config(smtp.port))
+    port = free_port()
+    first = Server(workspace, port)
+    page.goto(first.url)
+    page.frame_locator("#frame").get_by_text(titles()[0], exact=True).wait_for()
+    first.stop()
+    second = Server(workspace, port)  # same URL, a new secret
+    try:
+        page.get_by_label("Test address").fill("me@example.org")
+        page.get_by_role("button", name="Send test").click()
+        page.locator("#test-result.bad").wait_for(timeout=10_000)
+        assert "Reload the page" in page.locator("#test-result").inner_text()
+        assert smtp.received() == []
+        page.reload()
+        page.get_by_label("Test address").fill("me@example.org")
+        page.get_by_role("button", name="Send test").click()
+        page.locator("#test-result.ok").wait_for(timeout=10_000)
+        assert len(smtp.received()) == 1
+    finally:
+        second.stop()
+
+
+DEEP_LIST = "number: " + "[" * 600 + "]" * 600 + "\n"
+DEEP_MAPPING = "".join("  " * i + f"k{i}:\n" for i in range(600)) + "  " * 600 + "leaf\n"
+
+
+def test_a_too_deeply_nested_save_shows_an_error_and_a_fix_heals(page, server: Server) -> None:
+    good = server.issue.read_text("utf-8")
+    page.goto(server.url)
+    frame = page.frame_locator("#frame")
+    frame.get_by_text(titles()[0], exact=True).wait_for()
+    page.evaluate("window.notReloaded = true")
+    for deep in (DEEP_LIST, DEEP_MAPPING):
+        server.issue.write_text(deep, "utf-8")
+        page.locator("#errors").wait_for(state="visible", timeout=5000)
+        shown = page.locator("#error-list").inner_text()
+        assert "issues/033.yaml" in shown
+        assert re.search(r"nest|deep", shown, re.IGNORECASE), shown
+        assert "Traceback" not in shown
+        server.issue.write_text(good.replace("Thanks for reading.", "Thanks for reading, healed."), "utf-8")
+        page.locator("#errors").wait_for(state="hidden", timeout=5000)
+        frame.get_by_text("healed", exact=False).wait_for(timeout=5000)
+        server.issue.write_text(good, "utf-8")
+        frame.get_by_text("healed", exact=False).wait_for(state="detached", timeout=5000)
+    assert page.evaluate("window.notReloaded") is True
+    code, _, err = server.stop()
+    assert code == 0 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("broken", ["review_issue", "build_snapshot"])
+def test_the_watcher_survives_any_exception(workspace: Path, monkeypatch: pytest.MonkeyPatch, broken: str) -> None:
+    """A bug in the checker (review_issue) or in the builder itself (build_snapshot): the
+    error shows, the watcher thread lives on, and the next save heals the page."""
+    import threading
+    import time
+
+    from newsletter.web import preview as module
+
+    issue = workspace / "issues" / "033.yaml"
+    preview = module.Preview(issue, workspace / "newsletter.yaml", "issues/033.yaml")
+    watcher = threading.Thread(target=preview.watch, daemon=True)
+    watcher.start()
+
+    def save_until(condition, note: str) -> None:
+        # Saved again until seen: the watcher may not have taken its first look yet.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            issue.write_text(issue.read_text("utf-8") + f"# {note}\n", "utf-8")
+            for _ in range(25):
+                if condition(preview.snapshot.state):
+                    return
+                time.sleep(0.02)
+        raise AssertionError(f"never saw the save: {preview.snapshot.state}")
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("boom in the builder")
+
+    try:
+        monkeypatch.setattr(module, broken, boom)
+        save_until(lambda state: state["errors"], "saved")
+        assert preview.snapshot.state["errors"] == ["issues/033.yaml: ZeroDivisionError: boom in the builder"]
+        monkeypatch.undo()
+        save_until(lambda state: not state["errors"] and state.get("subject"), "saved again")
+        assert watcher.is_alive()
+        assert preview.snapshot.images  # the referenced images are servable again
+    finally:
+        preview.stopping.set()
+        watcher.join(timeout=5)
