@@ -48,7 +48,7 @@ def subscribers_import(ctx: click.Context, csv_file: Path, strict: bool) -> None
         nonlocal skipped
         for item in rows:
             if isinstance(item, Row):
-                yield item.email, item.name, item.fields
+                yield item[1:]  # email, name, fields, status, created_at, updated_at
             elif strict:  # it was good a moment ago: raising rolls the import back
                 raise NewsletterError(f"{item}; {csv_file} changed while it was imported, nothing imported")
             else:
@@ -101,10 +101,17 @@ def subscribers_remove(ctx: click.Context, email: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.pass_context
 def subscribers_list(ctx: click.Context, fmt: str) -> None:
-    """Print every subscriber with their status."""
+    """Print every subscriber with status and dates; `import` reads it back as it was."""
+    from newsletter.mailing.importing import RESERVED
+
     store = _store(ctx)
     try:
-        with store.listing() as (columns, people):
+        with store.listing() as (names, people):
+            # Imports before status and dates had columns stored them as fields: never listed twice.
+            columns = [n for n in names if n.lower() not in RESERVED]
+            if len(columns) < len(names):
+                people = (p._replace(fields={k: v for k, v in p.fields.items() if k.lower() not in RESERVED})
+                          for p in people)
             if fmt == "json":
                 _write_json(people, sys.stdout)
             else:
@@ -129,12 +136,14 @@ def _write_json(people, out) -> None:
 
 
 def _write_csv(columns: list[str], people, out) -> None:
-    """A column for every field any subscriber has, then a line for each subscriber."""
+    """A column for every field any subscriber has, then a line for each subscriber; cells
+    a spreadsheet would run as formulas are defused (and `import` undoes that)."""
     import csv
+
+    from newsletter.mailing.importing import defuse
 
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["email", "name", "status", "created_at", "updated_at", *columns])
     for p in people:
         row = [p.email, p.name, p.status, p.created_at, p.updated_at, *(p.fields.get(c, "") for c in columns)]
-        # A cell starting with = + - @ would run as a formula in a spreadsheet.
-        writer.writerow(["'" + v if v[:1] in ("=", "+", "-", "@") else v for v in row])
+        writer.writerow([defuse(v) for v in row])

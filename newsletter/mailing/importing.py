@@ -1,6 +1,8 @@
-"""Read a subscribers CSV (a header row with ``email``; ``name`` and any other columns
-optional), checking every row: a bad address, a repeated row, or a line break or
-control character in a value is reported with its line and the row is skipped.
+"""Read a subscribers CSV (a header row with ``email``; ``name``, ``status``,
+``created_at``, ``updated_at`` and any other columns optional), checking every row: a bad
+address, status or date, a repeated row, or a line break or control character in a value
+is reported with its line and the row is skipped. What ``subscribers list`` writes reads
+back as it was: status, dates, fields, and cells it defused for spreadsheets.
 
 The file is streamed: neither its text nor its rows are held, so a million rows take
 as little memory as ten (the addresses already read live in a temporary SQLite file).
@@ -9,6 +11,7 @@ as little memory as ten (the addresses already read live in a temporary SQLite f
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import functools
 import re
 import sqlite3
@@ -17,8 +20,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from newsletter.errors import Location, NewsletterError, Problem
+from newsletter.mailing.store import STATUSES
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# Columns that `list` writes and `import` reads as what they are, never as personal fields.
+RESERVED = frozenset(("email", "name", "status", "created_at", "updated_at", "tags"))
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # A plain address: an ASCII dot-atom before the @ (RFC 5322 atext, as email_validator's
@@ -35,6 +41,41 @@ class Row(NamedTuple):
     email: str
     name: str
     fields: dict[str, str]
+    status: str = "subscribed"
+    created_at: str | None = None  # ISO 8601 in UTC, as the store keeps it; None: now
+    updated_at: str | None = None
+
+
+# A cell starting with = + - @ runs as a formula in a spreadsheet: `list` writes a ' before
+# it, and before a cell that already starts with ' and then one of them, so that `import`
+# can take exactly one ' off again ('-Oslo -> -Oslo, ''=x -> '=x).
+_RISKY = re.compile(r"'*[=+\-@]")
+_DEFUSED = re.compile(r"'+[=+\-@]")
+_FIRST = frozenset("=+-@'")  # a set lookup first: `list` defuses every cell of a million rows
+
+
+def defuse(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as text instead of running it."""
+    return "'" + value if value[:1] in _FIRST and _RISKY.match(value) else value
+
+
+def undefuse(value: str) -> str:
+    """The value ``defuse`` was given."""
+    return value[1:] if value[:1] == "'" and _DEFUSED.match(value) else value
+
+
+def check_time(text: str, column: str) -> str | None:
+    """An ISO 8601 date or time (2021-10-10, 2021-10-10 09:30:00, ...Z, ...+02:00; no zone
+    means UTC) as the store writes times, or None when empty."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.removesuffix(" UTC"))
+    except ValueError:
+        raise NewsletterError(f"the {column} value {text!r} is not a date and time "
+                              "(like 2021-10-10 or 2021-10-10T09:30:00+00:00)") from None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def check_address(address: str) -> str:
@@ -107,11 +148,14 @@ class CsvRows:
         except BaseException:
             self.file.close()
             raise
-        # Where each value is, worked out once; of repeated columns the last one wins.
+        # Where each value is, worked out once; of repeated columns the last one wins, and
+        # an absent one is past the end of every row.
         lowered = [c.lower() for c in self.columns]
-        self.email_at = max(i for i, low in enumerate(lowered) if low == "email")
-        self.name_at = max((i for i, low in enumerate(lowered) if low == "name"), default=len(lowered))
-        self.fields_at = [(c, i) for i, c in enumerate(self.columns) if lowered[i] not in ("email", "name")]
+        self.email_at, self.name_at, self.status_at, self.created_at, self.updated_at = (
+            max((i for i, low in enumerate(lowered) if low == name), default=len(lowered))
+            for name in ("email", "name", "status", "created_at", "updated_at"))
+        # Reserved names are never personal fields (`tags` is ignored: there are no tags).
+        self.fields_at = [(c, i) for i, c in enumerate(self.columns) if lowered[i] not in RESERVED]
         self.seen = _Seen()
 
     def _header(self) -> list[str]:
@@ -126,7 +170,7 @@ class CsvRows:
         if "email" not in lowered:
             raise NewsletterError(
                 f"{self.display}:1: the header row has no 'email' column (it has: {', '.join(columns)})")
-        bad = [c for c in columns if c.lower() not in ("email", "name") and not _FIELD_NAME.fullmatch(c)]
+        bad = [c for c in columns if c.lower() not in RESERVED and not _FIELD_NAME.fullmatch(c)]
         if bad:
             raise NewsletterError(f"{self.display}:1: column names must be letters, digits and _ "
                                   f"(usable in layouts), not {bad[0]!r}")
@@ -168,20 +212,27 @@ class CsvRows:
         if count > len(self.columns):
             return Problem(Location(self.display, line), f"{count} values for {len(self.columns)} columns")
         try:
-            email = check_address(values[self.email_at] if self.email_at < count else "")
-            name = check_name(values[self.name_at] if self.name_at < count else "")
+            email = check_address(undefuse(values[self.email_at]) if self.email_at < count else "")
+            name = check_name(undefuse(values[self.name_at]) if self.name_at < count else "")
             fields = {}
             for column, i in self.fields_at:
                 if i < count:
                     if _CONTROL.search(values[i]):
                         raise NewsletterError(f"the {column} value holds a line break or control character")
-                    fields[column] = values[i].strip()
+                    fields[column] = undefuse(values[i].strip())
+            status = values[self.status_at].strip().lower() if self.status_at < count else ""
+            if status not in STATUSES:
+                if status:
+                    raise NewsletterError(f"the status {status!r} is not one of {', '.join(STATUSES)}")
+                status = "subscribed"  # an empty cell, like no status column: the file's consent
+            created = check_time(values[self.created_at], "created_at") if self.created_at < count else None
+            updated = check_time(values[self.updated_at], "updated_at") if self.updated_at < count else None
         except NewsletterError as e:
             return Problem(Location(self.display, line), e.message)
         first = self.seen.first_line(email.lower(), line)
         if first is not None:
             return Problem(Location(self.display, line), f"{email} is already on line {first}")
-        return Row(line, email, name, fields)
+        return Row(line, email, name, fields, status, created, updated)
 
 
 class _Seen:

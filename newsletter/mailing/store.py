@@ -227,20 +227,21 @@ class Store:
         with self._writing("nothing was changed"):
             return self._upsert(email, name, fields or {}, source, explicit=True)
 
-    def add_many(self, rows: Iterable[tuple[str, str, dict[str, str]]], source: str) -> dict[str, int]:
-        """Import rows in one transaction: all of them or, on any error, none.
-        Unsubscribed and bounced addresses stay as they are. ``rows`` may be a stream
-        of any length: a batch of them is held at a time."""
-        counts = {"added": 0, "updated": 0, "unchanged": 0, "kept unsubscribed": 0, "kept bounced": 0}
+    def add_many(self, rows: Iterable[tuple], source: str) -> dict[str, int]:
+        """Import rows, (email, name, fields[, status, created_at, updated_at]), in one
+        transaction: all or none. No import subscribes an unsubscribed or bounced address;
+        such a row unsubscribes a subscribed one. ``rows`` may be a stream: a batch is held."""
+        counts = dict.fromkeys(("added", "added as unsubscribed", "added as bounced", "updated", "unchanged",
+                                "now unsubscribed", "now bounced", "kept unsubscribed", "kept bounced"), 0)
         rows = iter(rows)
         with self._writing("nothing was imported"):
             # Each row is stamped as read: created_at, the order of `list`, is the file's.
-            while batch := [(e.strip().lower(), now(), e, n, f) for e, n, f in islice(rows, _BATCH)]:
+            while batch := [(r[0].strip().lower(), now(), r) for r in islice(rows, _BATCH)]:
                 # In address order, SQLite's indexes find each address on a page just read: 1.8x
                 # faster for a million. Stable: an address given twice is upserted in that order.
                 batch.sort(key=itemgetter(0))
-                for _, at, email, name, fields in batch:
-                    counts[self._upsert(email, name, fields, source, explicit=False, at=at)] += 1
+                for _, at, (email, name, fields, *more) in batch:
+                    counts[self._upsert(email, name, fields, source, False, at, *more)] += 1
                 batch.clear()  # before the next one is read, not after
         return counts
 
@@ -262,31 +263,33 @@ class Store:
             raise NewsletterError(f"{self.path}: the disk is full; {unchanged}", hint="free some space and run "
                                   "the same command again; the subscriber list is intact") from None
 
-    def _upsert(self, email: str, name: str, fields: dict[str, str], source: str, explicit: bool,
-                at: str | None = None) -> str:
+    def _upsert(self, email: str, name: str, fields: dict[str, str], source: str, explicit: bool, at: str | None = None,
+                status: str = "subscribed", created: str | None = None, updated: str | None = None) -> str:
         key, at = email.strip().lower(), at or now()
         # Insert first: a new address (most rows of an import) then costs one statement.
         if self.db.execute(
             "INSERT INTO subscribers (email_key, email, name, fields, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, 'subscribed', ?, ?) ON CONFLICT (email_key) DO NOTHING",
-            (key, email.strip(), name, _json(fields), at, at),
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
+            (key, email.strip(), name, _json(fields), status, created or at, updated or at),
         ).rowcount:
-            record_event(self.db, key, at, "subscribed", source)
-            return "added"
-        status, old_name, old_fields = self.db.execute(
-            "SELECT status, name, fields FROM subscribers WHERE email_key = ?", (key,)).fetchone()
-        if status != "subscribed" and not explicit:
-            return f"kept {status}"
+            record_event(self.db, key, at, status, source, f"created_at {created}" if created else "")
+            return "added" if status == "subscribed" else f"added as {status}"
+        old_status, old_name, old_fields, old_created = self.db.execute(
+            "SELECT status, name, fields, created_at FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+        if old_status != "subscribed" and not explicit:
+            return f"kept {old_status}"
+        if status != "subscribed":  # the file says they left, or bounced, elsewhere
+            change_status(self.db, key, status, source)
+            return f"now {status}"
         merged = _json({**json.loads(old_fields), **fields})
-        new_name = name or old_name
-        if status == "subscribed" and (new_name, merged) == (old_name, old_fields):
+        new_name, new_created = name or old_name, min(old_created, created or old_created)
+        if old_status == "subscribed" and (new_name, merged, new_created) == (old_name, old_fields, old_created):
             return "unchanged"
         self.db.execute(
-            "UPDATE subscribers SET name = ?, fields = ?, status = 'subscribed', updated_at = ? WHERE email_key = ?",
-            (new_name, merged, at, key),
-        )
-        if status != "subscribed":
-            record_event(self.db, key, at, "subscribed", source, f"was {status}")
+            "UPDATE subscribers SET name = ?, fields = ?, status = 'subscribed', created_at = ?, updated_at = ?"
+            " WHERE email_key = ?", (new_name, merged, new_created, at, key))
+        if old_status != "subscribed":
+            record_event(self.db, key, at, "subscribed", source, f"was {old_status}")
             return "resubscribed"
         return "updated"
 

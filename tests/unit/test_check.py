@@ -96,19 +96,22 @@ def test_repeated_url_and_long_preheader_are_warnings(ws) -> None:
     assert "issues/001.yaml:11:12: warning: sections.featured[1].url: the same URL is already linked on line 8" in shown
 
 
-NOT_MAPPING = "issues/001.yaml: the issue must be a mapping of keys to values (key: value)"
+NOT_MAPPING = "issues/001.yaml:{}: the issue must be a mapping of keys to values (key: value)"
 
 
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"", "issues/001.yaml: the issue is empty"),
-        (b"# only a comment\n", "issues/001.yaml: the issue is empty"),
-        (b"- a\n- b\n", f"{NOT_MAPPING}, not a list"),
-        (b"just words\n", f"{NOT_MAPPING}, not a single value"),
-        ("title: caf\u00e9\n".encode("latin-1"), "issues/001.yaml: is not UTF-8 text (invalid byte at offset 10)"),
+        (b"", "issues/001.yaml:1:1: the issue is empty"),
+        (b"# only a comment\n", "issues/001.yaml:1:1: the issue is empty"),
+        (b"- a\n- b\n", NOT_MAPPING.format("1:1") + ", not a list"),
+        (b"just words\n", NOT_MAPPING.format("1:1") + ", not a single value"),
+        (b"# yaml-language-server: $schema=../issue.schema.json\n- a\n", NOT_MAPPING.format("2:1") + ", not a list"),
+        ("title: caf\u00e9\n".encode("latin-1"), "issues/001.yaml:1:11: is not UTF-8 text (invalid byte at offset 10)"),
+        (b"title: ok\nintro: \xe5\x9b\xbe \xff\n",
+         "issues/001.yaml:2:10: is not UTF-8 text (invalid byte at offset 21)"),
     ],
-    ids=["empty", "comment-only", "list", "scalar", "latin-1"],
+    ids=["empty", "comment-only", "list", "scalar", "list-after-comment", "latin-1", "latin-1-line-2"],
 )
 def test_unusable_files_get_a_plain_sentence(ws, content: bytes, message: str) -> None:
     path = ws.issues / "001.yaml"
@@ -126,7 +129,7 @@ def test_a_utf8_bom_is_accepted(ws) -> None:
 
 def test_defaults_fill_source_lang_and_subject_free_fields(ws) -> None:
     body = (
-        "sections:\n  papers:\n    - title: T\n      url: https://www.arxiv.org/abs/2109.10686\n"
+        "sections:\n  papers:\n    - title: T\n      url: https://www.arxiv.org/abs/cs/0112017v2\n"
         "      summary: S\n      paper: {arxiv: cs/0112017v2, title: Old style id}\n"
     )
     issue = check_issue(ws.issue(body=body)).issue
