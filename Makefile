@@ -47,10 +47,12 @@ bench: install browser smtp-sink wrk
 	$(PY) -m compileall -q newsletter
 	@status=0; \
 	$(PY) bench/bench_build.py || status=1; echo; \
+	$(PY) bench/bench_check.py || status=1; echo; \
 	$(PY) bench/bench_preview.py || status=1; echo; \
 	NEWSLETTER_SECRET=bench-secret $(PY) bench/bench_send.py || status=1; echo; \
 	$(PY) bench/bench_subscribers.py || status=1; echo; \
-	$(PY) bench/bench_web.py || status=1; \
+	$(PY) bench/bench_web.py || status=1; echo; \
+	$(PY) bench/bench_enrich.py || status=1; \
 	exit $$status
 
 demo: install

@@ -85,20 +85,28 @@ def schema_text() -> str:
     return json.dumps(issue_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def new_issue(settings: Settings, today: dt.date) -> Path:
-    """Write the next issue file in issues/ and return its path."""
-    folder = settings.root / "issues"
-    folder.mkdir(exist_ok=True)
-    numbers = [0]
-    for f in folder.glob("*.y*ml"):
+def issue_files(folder: Path) -> dict[int, Path]:
+    """The issue files of ``folder`` by the number on their ``number:`` line."""
+    found: dict[int, Path] = {}
+    for f in sorted(folder.glob("*.y*ml")):
         m = _NUMBER.search(f.read_text("utf-8", errors="replace"))
         if m:
-            numbers.append(int(m.group(1)))
-    number = max(numbers) + 1
+            found.setdefault(int(m.group(1)), f)
+    return found
+
+
+def new_issue(settings: Settings, today: dt.date, sections: str | None = None) -> Path:
+    """Write the next issue file in issues/ and return its path. ``sections``: the YAML of
+    a ``sections:`` block to use instead of the template's examples (a draft from links)."""
+    folder = settings.root / "issues"
+    folder.mkdir(exist_ok=True)
+    number = max(issue_files(folder), default=0) + 1
     path = folder / f"{number:03d}.yaml"
     if path.exists():
         raise NewsletterError(f"{path}: already exists; it holds no 'number:' line, so fix or move it")
     (settings.root / SCHEMA_FILE).write_text(schema_text(), "utf-8")
-    path.write_text(_TEMPLATE.format(schema=SCHEMA_FILE, number=number, date=today.isoformat(),
-                                     name=settings.name), "utf-8")
+    text = _TEMPLATE.format(schema=SCHEMA_FILE, number=number, date=today.isoformat(), name=settings.name)
+    if sections is not None:
+        text = text[: text.index("sections:\n")] + sections + text[text.index("# more:\n"):]
+    path.write_text(text, "utf-8")
     return path

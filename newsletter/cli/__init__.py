@@ -22,7 +22,8 @@ def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     ctx.obj = {"config": config_path, "debug": debug}
 
 
-for _command in (authoring.init, authoring.check, authoring.build, authoring.new, authoring.schema,
+for _command in (authoring.init, authoring.check, authoring.build, authoring.new, authoring.enrich,
+                 authoring.schema,
                  web.preview, web.archive, web.serve,
                  subscribers.subscribers, mailing.send, mailing.status, mailing.journal_group, mailing.capture):
     main.add_command(_command)

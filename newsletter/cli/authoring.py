@@ -1,4 +1,4 @@
-"""The authoring commands: check, build, new, schema. Thin: parse, call one function, print."""
+"""The authoring commands: check, build, new, enrich, schema. Thin: parse, call one function, print."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from newsletter.errors import NewsletterError
 
 @click.command()
 @click.argument("issues", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--links", is_flag=True, help="Also fetch every link: broken ones are errors, redirects notes.")
 @click.pass_context
-def check(ctx: click.Context, issues: tuple[Path, ...]) -> None:
+def check(ctx: click.Context, issues: tuple[Path, ...], links: bool) -> None:
     """Check issue files; print every problem as FILE:LINE:COL: message."""
     from newsletter.authoring.build import review_issue
     from newsletter.authoring.render import Renderer
@@ -38,10 +39,25 @@ def check(ctx: click.Context, issues: tuple[Path, ...]) -> None:
             continue
         for warning in warnings:
             click.echo(str(warning), err=True)
+        if links and not _links_answer(path, settings):
+            failed = True
+            continue
         note = f" ({len(warnings)} warning(s))" if warnings else ""
         click.echo(f"{path}: ok{note}")
     if failed:
         sys.exit(1)
+
+
+def _links_answer(path: Path, settings) -> bool:
+    """`check --links`: print the broken links and the redirects of ``path``; True if none is broken."""
+    from newsletter.authoring.linkcheck import check_links
+
+    report = check_links(path, settings, str(path))
+    for line in report.lines():
+        click.echo(line, err=True)
+    click.echo(f"{path}: {report.checked} link(s) fetched, {len(report.errors)} broken, "
+               f"{len(report.notes)} redirected", err=True)
+    return not report.errors
 
 
 @click.command()
@@ -66,13 +82,55 @@ def build(ctx: click.Context, issue: Path, out_dir: Path) -> None:
 
 
 @click.command()
+@click.option("--links", "links_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A text file of URLs (under '## featured'-style headings, optionally) to draft from.")
+@click.option("--feed", "feeds", multiple=True, metavar="URL",
+              help="An RSS or Atom feed: its entries since the previous issue become items (repeatable).")
 @click.pass_context
-def new(ctx: click.Context) -> None:
-    """Write the next issue file (next number, today's date) and print its path."""
-    from newsletter.authoring.scaffold import new_issue
+def new(ctx: click.Context, links_file: Path | None, feeds: tuple[str, ...]) -> None:
+    """Write the next issue file (next number, today's date) and print its path.
 
-    path = new_issue(settings_of(ctx), dt.date.today())
-    click.echo(str(path))
+    With --links or --feed: a draft with those links as items, enriched, each with
+    'summary: TODO' for you to write. Exit 1 if some link could not be filled.
+    """
+    settings = settings_of(ctx)
+    if links_file is None and not feeds:
+        from newsletter.authoring.scaffold import new_issue
+
+        click.echo(str(new_issue(settings, dt.date.today())))
+        return
+    from newsletter.authoring.drafts import draft_issue
+
+    draft = draft_issue(settings, dt.date.today(), links_file, feeds)
+    click.echo(str(draft.path))
+    _report(draft.report, f"{draft.links} item(s); now write each 'summary: TODO' and the title")
+
+
+@click.command()
+@click.argument("issue", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Also replace what the file already says with what the pages say.")
+@click.pass_context
+def enrich(ctx: click.Context, issue: Path, force: bool) -> None:
+    """Fill in missing titles, sources, link cards and arXiv papers from the linked pages.
+
+    Edits ISSUE in place, keeping its comments and layout; what you wrote stays unless
+    --force. Lists every link that could not be filled (exit 1).
+    """
+    from newsletter.authoring.enrich import enrich_issue
+
+    report = enrich_issue(issue, settings_of(ctx), force=force, display=str(issue))
+    _report(report, f"{issue}: {report.filled} value(s) filled in {report.items} item(s)")
+
+
+def _report(report, summary: str) -> None:
+    """Print what could not be filled (and redirects), then the summary; exit 1 on failures."""
+    for problem in report.problems:
+        click.echo(str(problem), err=True)
+    failed = sum(not p.warning for p in report.problems)
+    note = f"; {failed} could not be filled" if failed else ""
+    click.echo(f"{summary}{note} ({report.requests} request(s))", err=True)
+    if failed:
+        sys.exit(1)
 
 
 @click.command()

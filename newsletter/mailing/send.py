@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from newsletter.authoring.check import check_issue
+from newsletter.authoring.linkcheck import check_to_send
 from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
@@ -53,8 +54,14 @@ def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = 
                               hint="anti-spam laws require a sender and a postal address")
     if not settings.unsubscribe.url and not settings.unsubscribe.mailto:
         raise NewsletterError(f"{settings.file.name}: 'unsubscribe' needs a url or a mailto to send")
+    url = settings.unsubscribe.url
+    if url and (settings.base_url or "").startswith("https://") and not url.startswith("https://"):
+        raise NewsletterError(f"{settings.file.name}: unsubscribe.url must be https, like base_url; without it"
+                              " messages go without List-Unsubscribe-Post (one-click), which Gmail and Yahoo"
+                              " require of bulk senders")
     secret = secret_from_environment()
-    issue = check_issue(path, settings.lang, display).issue
+    # A real send (or its dry run) also refuses placeholders and, with links.check_on_send, broken links.
+    issue = check_issue(path, settings.lang, display).issue if test else check_to_send(path, settings, display)
     image_url, attach = image_urls(issue, settings, domain_of(settings.sender))
     rendered = Renderer(settings).render(issue, image_url)
     return MessageTemplate(rendered, settings, secret, attach_images=attach, subject_prefix=subject_prefix, test=test)

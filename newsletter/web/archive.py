@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 from markupsafe import Markup
 
-from newsletter.authoring.build import write_file
+from newsletter.authoring.build import inside, write_file
+from newsletter.authoring.catalog import Catalog
 from newsletter.authoring.check import check_issue
 from newsletter.authoring.labels import format_date, labels_for
 from newsletter.authoring.model import Issue
@@ -35,14 +36,17 @@ def load_issues(settings: Settings) -> list[Issue]:
     """Every issue in issues/, checked; all problems of all files at once."""
     folder = settings.root / "issues"
     issues, problems = [], []
+    catalog = Catalog(folder) if folder.is_dir() else None  # the index, refreshed once for every check
     for path in sorted(folder.glob("*.yaml")):
         shown = f"issues/{path.name}"
         try:
-            issues.append(check_issue(path, settings.lang, shown).issue)
+            issues.append(check_issue(path, settings.lang, shown, catalog).issue)
         except Invalid as e:
             problems += [p for p in e.problems if not p.warning]
         except NewsletterError as e:
             problems.append(Problem(None, "\n".join(e.lines())))
+    if catalog is not None:
+        catalog.close()
     if problems:
         raise Invalid(problems)
     return sorted(issues, key=lambda i: (i.date, i.number), reverse=True)
@@ -58,9 +62,9 @@ def build_archive(settings: Settings, out_dir: Path) -> list[Path]:
         folder = out_dir / str(issue.number)
         rendered = renderer.render(issue, site_root="../")
         changed += write_file(folder / "index.html", rendered.web)
-        for image in issue.images:
+        for image in rendered.issue.images:  # the rendered issue's: the brand's logo too
             if image.file is not None:
-                changed += write_file(folder / image.src, image.file.read_bytes())
+                changed += write_file(inside(folder, image.src), image.file.read_bytes())
         entries.append(_entry(renderer, settings, issue))
     site = renderer.site_context()
     feed_url = f"{settings.base_url}/feed.xml" if settings.base_url else None
