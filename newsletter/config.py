@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from newsletter.errors import Invalid, NewsletterError
+from newsletter.brand import Brand, brand_format, brand_of
+from newsletter.errors import Invalid, NewsletterError, Problem
 from newsletter.shapes import (
     SECTION_KEYS,
     Boolean,
@@ -21,6 +22,7 @@ from newsletter.shapes import (
     Url,
 )
 from newsletter.source import Path_, load_yaml
+from newsletter.wording import Label, label_overrides
 
 CONFIG_NAME = "newsletter.yaml"
 
@@ -82,7 +84,8 @@ class Settings(NamedTuple):
     postal_address: str | None = None
     about: str | None = None
     utm: Utm = Utm()
-    labels: dict[str, str] = {}  # noqa: RUF012 (never mutated)
+    labels: dict[str, str | dict[str, str]] = {}  # noqa: RUF012 (never mutated): text, or text per language
+    brand: Brand = Brand()
     smtp: Smtp = Smtp()
     unsubscribe: Unsubscribe = Unsubscribe()
     signup: Signup = Signup()
@@ -90,6 +93,7 @@ class Settings(NamedTuple):
     links: Links = Links()
     subscribers: Path = Path("subscribers.db")
     layouts: Path = Path("layouts")
+    warnings: tuple[Problem, ...] = ()  # reported by `check`, `build` and the preview
 
     @property
     def root(self) -> Path:
@@ -111,6 +115,19 @@ def _unsubscribe_url(value: str, path: Path_, ctx: Context) -> Any:
     return value
 
 
+def _one_click(value: str, path: Path_, ctx: Context) -> Any:
+    # RFC 8058 one-click needs an https URL, so a send leaves List-Unsubscribe-Post out and
+    # Gmail and Yahoo (which require it of bulk senders) offer no unsubscribe button. A
+    # server on this machine (the demo) is never seen by them, so it is not worth a word.
+    from urllib.parse import urlsplit
+
+    host = urlsplit(value).hostname or ""
+    if not value.lower().startswith("https://") and host not in ("127.0.0.1", "localhost", "::1"):
+        ctx.warn(path, "is not https, so messages go without List-Unsubscribe-Post: no one-click "
+                       "unsubscribe, which Gmail and Yahoo require of bulk senders")
+    return value
+
+
 def _format() -> Mapping:
     address = Custom(Text(), _address)
     return Mapping(
@@ -122,6 +139,9 @@ def _format() -> Mapping:
             "base_url": Field(Url(), "The web archive's address"),
             "postal_address": Field(Text(), "Your postal address (required to send)"),
             "about": Field(Markdown(), "About the newsletter, in the footer"),
+            "brand": Field(brand_format(), "The newsletter's look: logo, accent colour, footer"),
+            "greeting": Field(Label("greeting"), 'The email\'s first line, like "Hi {name},"'),
+            "labels": Field(label_overrides(), "The words the layouts print, by name"),
             "utm": Field(
                 Mapping(
                     {
@@ -157,7 +177,8 @@ def _format() -> Mapping:
             "unsubscribe": Field(
                 Mapping(
                     {
-                        "url": Field(Custom(Url(), _unsubscribe_url), "One-click unsubscribe URL with {token}"),
+                        "url": Field(Custom(Custom(Url(), _unsubscribe_url), _one_click),
+                                     "One-click unsubscribe URL with {token}"),
                         "mailto": Field(Text(), "Address for unsubscribe requests by mail"),
                     }
                 ),
@@ -213,7 +234,7 @@ def load_settings(path: Path) -> Settings:
     source = load_yaml(path, _shown(path), what="config")
     ctx = Context(source, path.parent, list(source.problems))
     data = _format().check(source.data, (), ctx)
-    if ctx.problems or not isinstance(data, dict):
+    if any(not p.warning for p in ctx.problems) or not isinstance(data, dict):
         raise Invalid(ctx.problems)
     root = path.parent
     smtp = {k: v for k, v in (data["smtp"] or {}).items() if v is not None}
@@ -227,7 +248,8 @@ def load_settings(path: Path) -> Settings:
         postal_address=data["postal_address"],
         about=data["about"],
         utm=Utm(**{k: v for k, v in (data["utm"] or {}).items() if v is not None}),
-        labels={k: v for k, v in (data["sections"] or {}).items() if v},
+        labels=_labels(data),
+        brand=brand_of(_given(data["brand"]), root),
         smtp=Smtp(**smtp),
         unsubscribe=Unsubscribe(**(data["unsubscribe"] or {})),
         signup=Signup(**_given(data["signup"])),
@@ -235,7 +257,17 @@ def load_settings(path: Path) -> Settings:
         links=Links(**_given(data["links"])),
         subscribers=root / (data["subscribers"] or "subscribers.db"),
         layouts=root / (data["layouts"] or "layouts"),
+        warnings=tuple(p for p in ctx.problems if p.warning),
     )
+
+
+def _labels(data: dict) -> dict:
+    """Label overrides: `sections:` (the older way to name sections), `labels:`, `greeting:`."""
+    labels = {k: v for k, v in (data["sections"] or {}).items() if v}
+    labels.update(data["labels"] or {})
+    if data["greeting"]:
+        labels["greeting"] = data["greeting"]
+    return labels
 
 
 def _given(section: dict | None) -> dict:

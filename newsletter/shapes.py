@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from newsletter.errors import Problem
-from newsletter.source import Invalid, Path_, Source
+from newsletter.source import Invalid, Path_, Source, intended_number
 
 # The fixed sections of an issue, in the order they are rendered.
 SECTION_KEYS = ("featured", "use_cases", "papers", "articles", "other")
@@ -48,19 +48,13 @@ def dotted(path: Path_) -> str:
 
 
 def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, dt.date):
-        return "a date"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
     if value is None:
         return "nothing"
-    return "text"
+    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "text")
+
+
+_TYPE_NAMES = ((bool, "true/false"), ((int, float), "a number"), (dt.date, "a date"), (list, "a list"),
+               (dict, "a mapping"))
 
 
 class Shape:
@@ -76,11 +70,11 @@ class Shape:
 
 
 class Text(Shape):
-    """A string. Single-line text (titles, subjects) may not hold line breaks."""
+    """A string. Single-line text (titles, subjects) may not hold line breaks or tabs; no
+    text may hold other control characters (they break MJML, headers and terminals)."""
 
-    def __init__(self, multiline: bool = False, max_length: int | None = None, pattern: str = ""):
+    def __init__(self, multiline: bool = False, pattern: str = ""):
         self.multiline = multiline
-        self.max_length = max_length
         self.pattern = pattern
 
     def check(self, value: Any, path: Path_, ctx: Context) -> Any:
@@ -88,15 +82,21 @@ class Text(Shape):
             return ctx.error(path, f"expected text, got {_type_name(value)}")
         if not self.multiline and ("\n" in value.strip() or "\r" in value):
             return ctx.error(path, "must be a single line (no line breaks)")
+        bad = (_CONTROL if self.multiline else _ONE_LINE_CONTROL).search(value.strip("\n"))
+        if bad:
+            what = "a tab; use a space" if bad[0] == "\t" else f"a control character (U+{ord(bad[0]):04X}); remove it"
+            return ctx.error(path, f"holds {what}")
         if self.pattern and not re.fullmatch(self.pattern, value):
             return ctx.error(path, f"'{value}' does not look like {self.description or self.pattern}")
         return value.strip() if not self.multiline else value
 
     def json_schema(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "string"}
-        if self.pattern:
-            out["pattern"] = f"^(?:{self.pattern})$"
-        return out
+        return {"type": "string", **({"pattern": f"^(?:{self.pattern})$"} if self.pattern else {})}
+
+
+# C0 and C1 controls, and Unicode's line and paragraph separators (tab and LF/CR: multi-line only).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+_ONE_LINE_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Markdown(Text):
@@ -110,18 +110,31 @@ class Markdown(Text):
 
 
 class Integer(Shape):
+    """A whole number written in plain decimal: YAML 1.1 reads 034 as 28 and 0x22 as 34."""
+
     def __init__(self, minimum: int = 1):
         self.minimum = minimum
 
     def check(self, value: Any, path: Path_, ctx: Context) -> Any:
+        text = ctx.source.texts.get(path, value if isinstance(value, str) else None)
+        if text is not None and not _DECIMAL.fullmatch(text):
+            meant = intended_number(text)
+            if meant is not None or isinstance(value, int):
+                read = f" (YAML reads it as {value})" if isinstance(value, int) and value != meant else ""
+                hint = f"; write {meant}" if meant is not None else ""
+                return ctx.error(path, f"'{text}' is not a plain decimal number{read}{hint}")
         if not isinstance(value, int) or isinstance(value, bool):
-            return ctx.error(path, f"expected a whole number, got {_type_name(value)}")
+            quoted = f"; write {value} without quotes" if isinstance(value, str) and _DECIMAL.fullmatch(value) else ""
+            return ctx.error(path, f"expected a whole number, got {_type_name(value)}{quoted}")
         if value < self.minimum:
             return ctx.error(path, f"must be {self.minimum} or more, not {value}")
         return value
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "integer", "minimum": self.minimum}
+
+
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
 class Number(Shape):
@@ -151,10 +164,8 @@ class Boolean(Shape):
 
 class Date(Shape):
     def check(self, value: Any, path: Path_, ctx: Context) -> Any:
-        if isinstance(value, dt.datetime):
-            return value.date()
         if isinstance(value, dt.date):
-            return value
+            return value.date() if isinstance(value, dt.datetime) else value
         return ctx.error(path, f"expected a date as YYYY-MM-DD, got {_type_name(value)}")
 
     def json_schema(self) -> dict[str, Any]:
@@ -162,7 +173,7 @@ class Date(Shape):
 
 
 class Url(Text):
-    """An absolute http(s) URL with a host."""
+    """An absolute http(s) URL with a host, that browsers and this tool read alike."""
 
     def __init__(self, https_only: bool = False):
         super().__init__()
@@ -174,7 +185,8 @@ class Url(Text):
             return value
         if not is_web_url(value, self.schemes):
             return ctx.error(path, f"'{value}' is not an {'/'.join(self.schemes)} URL")
-        return value
+        problem = url_problem(value)
+        return ctx.error(path, f"'{value}' {problem}") if problem else value
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "format": "uri", "pattern": f"^({'|'.join(self.schemes)})://"}
@@ -189,6 +201,17 @@ def is_web_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> bool
     except ValueError:
         return False
     return parts.scheme.lower() in schemes and bool(parts.hostname)
+
+
+def url_problem(url: str) -> str | None:
+    """Why a browser could open another host than the one Python reads from a web URL:
+    browsers read '\\' as '/' (Python reads ``https://a.com\\@b.com`` as host b.com, a
+    browser as a.com), and a login before '@' makes ``https://paypal.com@evil.com``."""
+    if "\\" in re.split("[?#]", url, maxsplit=1)[0]:
+        return "holds a backslash, which browsers read as '/'; write '/' (or %5C)"
+    if "@" in urlsplit(url).netloc:
+        return "holds a user name or password before '@' (browsers open the host after it); remove it"
+    return None
 
 
 class OneOf(Text):
@@ -237,16 +260,14 @@ class ListOf(Shape):
         return [v for v in out if v is not MISSING]
 
     def json_schema(self) -> dict[str, Any]:
-        out = {"type": "array", "items": describe(self.item)}
-        if self.min_items:
-            out["minItems"] = self.min_items
-        return out
+        return {"type": "array", "items": describe(self.item), **({"minItems": n} if (n := self.min_items) else {})}
 
 
 class Field(NamedTuple):
     shape: Shape
     description: str
     required: bool = False
+    hint: Callable[[dict], str] | None = None  # more words when it is missing, given the mapping
 
 
 class Mapping(Shape):
@@ -277,10 +298,11 @@ class Mapping(Shape):
                 clean[name] = None
                 continue
             if name not in value or value[name] is None:
+                hint = f.hint(value) if f.hint else ""
                 if f.required and name in value:
-                    ctx.error(path + (name,), "must not be empty")
+                    ctx.error(path + (name,), "must not be empty" + hint)
                 elif f.required and name not in suggested:  # "did you mean" said it already
-                    ctx.error(path, f"'{name}' is required", key=True)
+                    ctx.error(path, f"'{name}' is required{hint}", key=True)
                 ok = ok and not f.required
                 clean[name] = None
                 continue
@@ -292,14 +314,9 @@ class Mapping(Shape):
         return self.build(**clean) if self.build else clean
 
     def json_schema(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "additionalProperties": False,
-            "required": [n for n, f in self.fields.items() if f.required],
-            "properties": {
-                n: {**describe(f.shape), "description": f.description} for n, f in self.fields.items()
-            },
-        }
+        required = [n for n, f in self.fields.items() if f.required]
+        properties = {n: {**describe(f.shape), "description": f.description} for n, f in self.fields.items()}
+        return {"type": "object", "additionalProperties": False, "required": required, "properties": properties}
 
 
 def describe(shape: Shape) -> dict[str, Any]:

@@ -75,7 +75,7 @@ class Workspace:
         head = f"number: {number}\ndate: 2021-10-10\ntitle: {top.pop('title', 'Test issue')}\n"
         head += "".join(f"{k}: {v}\n" for k, v in top.items())
         body = body or "sections:\n  featured:\n" + ITEM.format(
-            title="First item", url="https://example.com/first", summary="A summary."
+            title="First item", url="https://ml.test/first", summary="A summary."
         )
         return self.write(name, head + body)
 
@@ -88,7 +88,7 @@ class Workspace:
 def items_block(section: str, count: int, summary: str = "A summary.") -> str:
     """A sections block with ``count`` items."""
     return "sections:\n  " + section + ":\n" + "".join(
-        ITEM.format(title=f"Item number {i}", url=f"https://example.com/{i}", summary=summary)
+        ITEM.format(title=f"Item number {i}", url=f"https://ml.test/{i}", summary=summary)
         for i in range(count)
     )
 

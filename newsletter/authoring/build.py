@@ -9,7 +9,7 @@ from typing import NamedTuple
 from newsletter.authoring.check import check_issue
 from newsletter.authoring.render import GMAIL_CLIP_BYTES, ImageUrl, Rendered, Renderer
 from newsletter.config import Settings
-from newsletter.errors import Location, Problem
+from newsletter.errors import Location, NewsletterError, Problem
 
 PREVIEW_TOKEN = "preview-token-0000000000000000000000000000000"  # as long as a real one
 
@@ -22,10 +22,11 @@ class Reviewed(NamedTuple):
 
 
 def preview_values(settings: Settings) -> dict[str, str]:
-    """Personal fields for a copy nobody receives (built files, the preview)."""
+    """Personal fields for a copy nobody receives (built files, the preview): a sample
+    name, so that the author sees the greeting as a named reader will."""
     url = settings.unsubscribe.url or ""
     return {
-        "name": "",
+        "name": "Ada Lovelace",
         "email": "reader@example.com",
         "unsubscribe_url": url.replace("{token}", PREVIEW_TOKEN) if url else "#unsubscribe",
     }
@@ -38,7 +39,8 @@ def review_issue(path: Path, settings: Settings, renderer: Renderer | None = Non
     ``Invalid`` with every error found. ``email_only``: `check` needs only the email."""
     checked = check_issue(path, settings.lang, display)
     rendered = (renderer or Renderer(settings)).render(checked.issue, image_url, email_only=email_only)
-    return Reviewed(rendered, checked.warnings + _size_warning(rendered, settings, display or str(path)))
+    size = _size_warning(rendered, settings, display or str(path))
+    return Reviewed(rendered, list(settings.warnings) + checked.warnings + size)  # newsletter.yaml's first
 
 
 def _size_warning(rendered: Rendered, settings: Settings, display: str) -> list[Problem]:
@@ -55,16 +57,24 @@ def write_issue(reviewed: Reviewed, settings: Settings, out_dir: Path) -> list[P
     """Write ``out_dir/<number>/`` email.html, email.txt, index.html and the images."""
     rendered = reviewed.rendered
     target = out_dir / str(rendered.issue.number)
+    # Every path is settled before anything is written: a bad one leaves the folder as it was.
+    pictures = [(inside(target, i.src), i.file) for i in rendered.issue.images if i.file is not None]
     email_html, email_text = rendered.fill(preview_values(settings))
     files = {"email.html": email_html, "email.txt": email_text, "index.html": rendered.web}
     for name, content in files.items():
         write_file(target / name, content)
-    written = [target / name for name in files]
-    for image in rendered.issue.images:
-        if image.file is not None:
-            write_file(target / image.src, image.file.read_bytes())
-            written.append(target / image.src)
-    return written
+    for path, file in pictures:
+        write_file(path, file.read_bytes())
+    return [target / name for name in files] + [path for path, _ in pictures]
+
+
+def inside(folder: Path, relative: str) -> Path:
+    """``folder / relative``, or NewsletterError if that leads out of ``folder`` (``..``,
+    an absolute path, a symlink). The checker refuses such paths; this holds if it missed one."""
+    path = folder / relative
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise NewsletterError(f"{relative}: would be written outside {folder}; nothing written there")
+    return path
 
 
 def write_file(path: Path, content: str | bytes) -> list[Path]:

@@ -1,49 +1,12 @@
-"""The words the layouts print around the author's content, in English, Japanese and
-Chinese; newsletter.yaml's ``sections`` overrides the section names."""
+"""The words the layouts print around the author's content, in English (``wording``),
+Japanese and Chinese; ``labels:`` in newsletter.yaml and in an issue override them."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-_EN = {
-    "featured": "Featured news",
-    "use_cases": "Use cases",
-    "papers": "Papers",
-    "articles": "Technical articles",
-    "other": "Other topics",
-    "highlights": "This week's highlights",
-    "contents": "In this issue",
-    "more": "More posts",
-    "about": "About",
-    "paper": "Paper",
-    "unsubscribe": "Unsubscribe",
-    "view_online": "Read this issue in your browser",
-    "issue": "Issue {number}",
-    "why": "You receive this email because you subscribed to {name}.",
-    "sent_to": "Sent to {email}.",
-    "archive": "All issues",
-    "subscribe_prompt": "Get the next issue by email",
-    "subscribe": "Subscribe",
-    "feed": "Atom feed",
-    "unsubscribe_title": "Unsubscribe from {name}?",
-    "unsubscribe_button": "Unsubscribe {email}",
-    "unsubscribed": "You are unsubscribed: {name} will send no more email to {email}.",
-    "unsubscribed_title": "Unsubscribed",
-    "check_inbox_title": "Check your inbox",
-    "confirmed_title": "Subscribed",
-    "bad_link": "This link is not valid: it may be mistyped, or too old. Nothing was changed.",
-    "check_inbox": "Thank you! If {email} can receive mail, a confirmation link is on its way. "
-                   "Open it to finish signing up.",
-    "bad_address": "That does not look like an email address.",
-    "try_later": "The confirmation mail could not be sent just now. Please try again in a few minutes.",
-    "confirm_title": "Confirm your subscription to {name}",
-    "confirm_button": "Yes, subscribe {email}",
-    "confirmed": "Welcome! {email} is subscribed to {name}.",
-    "confirm_subject": "Confirm your subscription to {name}",
-    "confirm_body": "Someone, probably you, asked to subscribe {email} to {name}.\n\n"
-                    "To confirm, open this link within {hours} hours:\n{url}\n\n"
-                    "If it was not you, ignore this email: nothing will happen.",
-}
+from newsletter.wording import ENGLISH as _EN
+
 _JA = {
     "featured": "今週の注目ニュース",
     "use_cases": "機械学習の活用事例",
@@ -114,10 +77,57 @@ _BY_LANG = {"en": _EN, "ja": _JA, "zh": _ZH}
 _MONTHS = "January February March April May June July August September October November December"
 
 
-def labels_for(lang: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """The labels for ``lang`` (its base language, falling back to English)."""
-    base = _BY_LANG.get(lang.split("-")[0].lower(), _EN)
-    return {**_EN, **base, **(overrides or {})}
+Override = str | dict[str, str]  # text for every language, or text per language code
+
+
+def labels_for(lang: str, *overrides: dict[str, Override] | None) -> dict[str, str]:
+    """The labels for ``lang`` (its base language, falling back to English), with each of
+    ``overrides`` applied in turn (newsletter.yaml's, then an issue's)."""
+    labels = {**_EN, **_BY_LANG.get(lang.split("-")[0].lower(), _EN)}
+    for given in overrides:
+        for name, value in (given or {}).items():
+            text = in_lang(value, lang)
+            if text is not None:
+                labels[name] = text
+    return labels
+
+
+def in_lang(value: Override | None, lang: str) -> str | None:
+    """Text for every language as it is; from a mapping, ``lang``'s (or its base language's)."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.get(lang, value.get(lang.split("-")[0].lower()))
+
+
+def greeting(labels: dict[str, str], name: str) -> str:
+    """The greeting for a reader called ``name``. Without a name: ``greeting_no_name``, or
+    else the greeting with ``{name}`` and the space before it taken out ("Hi {name}," ->
+    "Hi,"; "{name}，你好！" -> "你好！")."""
+    name = " ".join(name.split())
+    if name:
+        return labels["greeting"].format(name=name)
+    if labels["greeting_no_name"]:
+        return labels["greeting_no_name"]
+    left, _, right = labels["greeting"].partition("{name}")
+    if not left.strip():  # the name opened the greeting: drop the comma after it too
+        right = right.lstrip(" ,，、")
+    return (left.rstrip() + right).strip().replace("{{", "{").replace("}}", "}")
+
+
+# A label and its value ("Paper: ...", "论文：..."); no colon after a question or a full stop.
+_COLON = {"ja": "：", "zh": "："}
+_CLOSED = tuple("?!.:;…？！。：；")
+
+
+def joined(head: str, tail: str | None, lang: str) -> str:
+    """``head`` followed by ``tail`` as a label and its value, punctuated for ``lang``;
+    ``tail`` "": the label alone with its colon (its value follows on the next line)."""
+    if tail is None:
+        return head
+    if head.rstrip().endswith(_CLOSED):  # a full-width mark has its space built in
+        return head + ("" if not tail or not head.rstrip()[-1].isascii() else " ") + tail
+    colon = _COLON.get(lang.split("-")[0].lower(), ": ")
+    return head + (colon if tail else colon.rstrip()) + tail
 
 
 def format_date(day: dt.date, lang: str) -> str:

@@ -130,7 +130,7 @@ def _inline_text(children: list[Token]) -> str:
         elif t.type in ("em_open", "em_close"):
             out.append("_")
         elif t.type in ("strong_open", "strong_close"):
-            out.append("*")
+            out.append("**")  # as written: a single * reads as emphasis to Markdown-minded readers
         elif t.type == "link_open":
             hrefs.append((str(t.attrGet("href") or ""), len(out)))
         elif t.type == "link_close" and hrefs:

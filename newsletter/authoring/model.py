@@ -25,6 +25,7 @@ class Image(NamedTuple):
 class Paper(NamedTuple):
     arxiv: str
     title: str
+    authors: str | None = None  # the first authors, like "Tay, Dehghani, et al."
 
     @property
     def url(self) -> str:
@@ -34,6 +35,7 @@ class Paper(NamedTuple):
 class Card(NamedTuple):
     title: str
     description: str | None = None
+    image: Image | None = None  # a thumbnail of the linked page (alt "": the title says it)
 
 
 class Item(NamedTuple):
@@ -70,6 +72,8 @@ class Issue(NamedTuple):
     highlights: tuple[str, ...] = ()
     more: tuple[MorePost, ...] = ()
     outro: str | None = None
+    labels: dict[str, str | dict[str, str]] = {}  # noqa: RUF012 (never mutated): this issue's own wording
+    assets: tuple[Image, ...] = ()  # pictures the layouts add (the newsletter's logo), set by the renderer
 
     @property
     def items(self) -> tuple[Item, ...]:
@@ -77,4 +81,7 @@ class Issue(NamedTuple):
 
     @property
     def images(self) -> tuple[Image, ...]:
-        return tuple(i.image for i in self.items if i.image is not None)
+        """Every picture the issue shows: figures and link-card thumbnails."""
+        figures = [i.image for i in self.items if i.image is not None]
+        thumbs = [i.card.image for i in self.items if i.card is not None and i.card.image is not None]
+        return tuple(figures + thumbs) + self.assets

@@ -12,18 +12,23 @@ import os
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import css_inline
 import jinja2
 import mjml
 from markupsafe import Markup
 
-from newsletter.authoring.labels import format_date, labels_for
+from newsletter.authoring.labels import format_date, joined, labels_for
+from newsletter.authoring.labels import greeting as greet
+from newsletter.authoring.look import logo_image, look
 from newsletter.authoring.markup import Markdown, Prose, add_utm, wrap
 from newsletter.authoring.model import Image, Issue
 from newsletter.config import Settings
 from newsletter.errors import Location, NewsletterError
 
+# A local image's src as written -> its URL. Callers join a base and the src; where the URL
+# ends with the src, the renderer percent-encodes that part (img/my figure.png).
 ImageUrl = Callable[[str], str]
 GMAIL_CLIP_BYTES = 102 * 1024
 # Appended to the preheader so inboxes do not fill the preview with the body's first words.
@@ -40,6 +45,11 @@ class Rendered(NamedTuple):
     text: str
     web: str
     marker: str  # unique per render, so no author text can be mistaken for a marker
+    labels: dict[str, str] = {}  # noqa: RUF012 (never mutated): the wording this issue was rendered with
+
+    def greeting(self, name: str) -> str:
+        """The ``greeting`` personal field for a reader called ``name`` (may be empty)."""
+        return greet(self.labels, name) if self.labels.get("greeting") else ""
 
     def split(self, part: str) -> list[str]:
         """``part`` cut at its personal fields: static text, field name, static text, ..."""
@@ -48,6 +58,8 @@ class Rendered(NamedTuple):
     def fill(self, values: dict[str, str]) -> tuple[str, str]:
         """The email's HTML and text with personal ``values`` filled in (escaped for HTML).
         Sending does the same on pre-encoded bytes (``personalize``)."""
+
+        values = {"greeting": self.greeting(values.get("name", "")), **values}
 
         def fill_part(part: str, escape: bool) -> str:
             pieces = self.split(part)
@@ -88,8 +100,10 @@ class Renderer:
             inline_style_tags=False,  # keep @media and dark-mode rules in <style>, untouched
             keep_style_tags=True,
             load_remote_stylesheets=False,
-            extra_css=css_file.read_text("utf-8") if css_file.is_file() else None,
+            # email.css is a layout too: the brand's colours are filled in once, here.
+            extra_css=self.template("email.css", look(settings, settings.lang)) if css_file.is_file() else None,
         )
+        self.logo = logo_image(settings)
 
     def render(self, issue: Issue, image_url: ImageUrl | None = None, email_only: bool = False,
                site_root: str | None = None) -> Rendered:
@@ -99,6 +113,7 @@ class Renderer:
         is the archive's root relative to the web page ("../"): its links then stay
         within the site, wherever it is served (default: absolute, from base_url)."""
         marker = "NL" + os.urandom(6).hex()
+        issue = issue._replace(assets=(self.logo,)) if self.logo else issue
         context = self.context(issue, marker, image_url)
         if site_root is not None:
             context["archive_url"] = site_root + "index.html"
@@ -106,7 +121,8 @@ class Renderer:
         email_html = self.inline_css(self.compile_mjml(self.template("email.mjml", context)))
         text = "" if email_only else self.template("email.txt", context)
         web = "" if email_only else self.template("web.html", context)
-        return Rendered(issue, context["subject"], context["preheader"], email_html, text, web, marker)
+        return Rendered(issue, context["subject"], context["preheader"], email_html, text, web, marker,
+                        context["labels"])
 
     def compile_mjml(self, source: str) -> str:
         """MJML to HTML, with no remote fonts."""
@@ -128,6 +144,7 @@ class Renderer:
             "name": s.name,
             "labels": labels_for(lang, s.labels),
             "about": s.about,
+            **look(s, lang),
             "base_url": s.base_url,
             "subscribe_url": "subscribe" if s.base_url else None,  # the archive's root page
             "md": lambda text: self.md.convert(text, lambda url: url).html,
@@ -148,7 +165,7 @@ class Renderer:
     def context(self, issue: Issue, marker: str, image_url: ImageUrl | None = None) -> dict[str, Any]:
         """What the layouts see: the issue, labels, settings and helper functions."""
         s = self.settings
-        labels = labels_for(issue.lang, s.labels)
+        labels = labels_for(issue.lang, s.labels, issue.labels)
         utm = {}
         if s.utm.enabled:
             campaign = s.utm.campaign.replace("{name}", s.name).replace("{number}", str(issue.number))
@@ -171,7 +188,12 @@ class Renderer:
             return prose[key]
 
         def image_src(image: Image) -> str:
-            return image.src if "://" in image.src or image_url is None else image_url(image.src)
+            if "://" in image.src:
+                return image.src
+            if image_url is None:
+                return quote(image.src)
+            url = image_url(image.src)
+            return url[: -len(image.src)] + quote(image.src) if url.endswith(image.src) else url
 
         title_line = labels["issue"].format(number=issue.number)
         return {
@@ -187,6 +209,9 @@ class Renderer:
             "archive_url": f"{s.base_url}/" if s.base_url else None,
             "subscribe_url": f"{s.base_url}/subscribe" if s.base_url else None,
             "about": s.about,
+            **look(s, issue.lang, self.logo),
+            "greeting": bool(labels["greeting"]),
+            "joined": lambda head, tail: joined(head, tail, issue.lang),
             "postal_address": s.postal_address,
             "why": labels["why"].format(name=s.name),
             "personal": _Markers(marker),

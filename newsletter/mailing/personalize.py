@@ -3,7 +3,7 @@
 ``MessageTemplate`` does once per issue everything that does not depend on the reader:
 the static headers, the MIME structure, the quoted-printable encoding of every static
 stretch of the text and HTML parts, the base64 of inline images. ``personalize`` then
-only encodes the few personal values (name, address, unsubscribe link, CSV fields)
+only encodes the few personal values (name, greeting, address, unsubscribe link, CSV fields)
 and joins bytes. Quoted-printable allows this: a soft line break (``=`` CRLF) between
 two separately encoded stretches decodes to nothing, so the pieces join exactly. The
 header fields come from ``headers`` (folding, encoded words, IDNA).
@@ -84,6 +84,7 @@ class MessageTemplate:
         self.settings = settings
         self.test = test
         self.secret = secret
+        self.greeting = rendered.greeting  # "Hi {name}," made whole per reader, with or without a name
         self.issue = rendered.issue.number
         self.domain = domain_of(settings.sender)
         self.list_id = list_id(settings.name, settings.sender)
@@ -155,7 +156,7 @@ class MessageTemplate:
         unsubscribe = url.replace("{token}", token) if url else ""
         unsubscribe = unsubscribe or self.mailto
         return {**recipient.fields, "name": recipient.name, "email": recipient.email,
-                "unsubscribe_url": unsubscribe, "token": token}
+                "unsubscribe_url": unsubscribe, "token": token, "greeting": self.greeting(recipient.name)}
 
     def personalize(self, recipient: Recipient) -> bytes:
         """The whole message for ``recipient``, as bytes ready for SMTP."""

@@ -1,11 +1,12 @@
 """The web side in real Chromium: the archive at a phone's width, and unsubscribing by
-clicking, as a reader would."""
+clicking, as a reader would; every page accessible and readable in light and dark."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+from audit import serious_violations, unreadable_text
 
 from newsletter.mailing.store import Store
 from newsletter.mailing.tokens import list_id, make_token
@@ -43,3 +44,14 @@ def test_sign_up_from_the_archive_by_clicking(page, web, smtp) -> None:
     while not smtp.messages and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [rcpt for rcpt, _ in smtp.messages] == ["reader@example.org"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_web_side_pages_are_accessible_and_readable(page, web, secret, scheme: str) -> None:
+    token = make_token(secret, list_id("Test Weekly", "news@example.com"), "ada@example.com")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.emulate_media(color_scheme=scheme)
+    for path in ("/", "/1/index.html", f"/unsubscribe?token={token}", "/unsubscribe?token=bad"):
+        page.goto(web.base + path)
+        assert serious_violations(page) == [], path
+        assert unreadable_text(page) == [], f"{path} ({scheme})"

@@ -226,7 +226,7 @@ def test_local_images_without_base_url_go_inline_by_content_id(ws, smtp, secret)
     ws.configure(extra=smtp_config(smtp.port))
     config = ws.root / "newsletter.yaml"
     config.write_text(config.read_text().replace("base_url: https://news.example.com\n", ""))
-    body = ("sections:\n  featured:\n    - title: T\n      url: https://example.com/t\n      summary: S\n"
+    body = ("sections:\n  featured:\n    - title: T\n      url: https://ml.test/t\n      summary: S\n"
             "      image: {src: img/figure.png, alt: A figure}\n")
     ws.issue("001.yaml", body=body)
     ws.run("subscribers", "add", "ada@example.com")
@@ -241,7 +241,7 @@ def test_local_images_without_base_url_go_inline_by_content_id(ws, smtp, secret)
 
 
 def test_with_base_url_images_are_linked_from_the_archive(sending, smtp) -> None:
-    body = ("sections:\n  featured:\n    - title: T\n      url: https://example.com/t\n      summary: S\n"
+    body = ("sections:\n  featured:\n    - title: T\n      url: https://ml.test/t\n      summary: S\n"
             "      image: {src: img/figure.png, alt: A figure}\n")
     sending.issue("040.yaml", number=40, body=body)
     sending.run("send", "--yes", "issues/040.yaml")
@@ -300,3 +300,12 @@ def test_on_a_terminal_send_shows_a_progress_bar(sending, smtp) -> None:
     bar = shown.decode().strip().split("\r")[-1]
     assert re.search(r"\[#{30}\] 4/4  \d+/s  ETA 0:00", bar), shown
     assert "This run: 4 sent" in out.decode()
+
+
+def test_an_http_unsubscribe_url_under_an_https_site_refuses_to_send(sending, smtp) -> None:
+    config = sending.root / "newsletter.yaml"
+    config.write_text(config.read_text().replace("url: https://news.example.com/unsubscribe",
+                                                 "url: http://news.example.com/unsubscribe"))
+    result = sending.run("send", "--yes", "issues/033.yaml")
+    assert result.exit_code == 1 and "unsubscribe.url must be https, like base_url" in result.stderr
+    assert smtp.messages == []

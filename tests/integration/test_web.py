@@ -203,7 +203,8 @@ def test_adding_an_issue_rebuilds_only_what_must(tmp_path: Path) -> None:
     assert run() == []  # nothing changed, nothing written
     text = (root / "issues" / "034.yaml").read_text().replace("number: 34", "number: 35")
     (root / "issues" / "035.yaml").write_text(text.replace("date: 2021-10-17", "date: 2021-10-24"))
-    assert run() == ["site/35/img/scaling-curves.png", "site/35/index.html", "site/feed.xml", "site/index.html"]
+    assert run() == ["site/35/brand/logo.png", "site/35/img/scaling-curves.png", "site/35/index.html",
+                     "site/feed.xml", "site/index.html"]
 
 
 def test_a_relay_that_fails_for_now_gets_the_confirmation_later(web, smtp) -> None:

@@ -86,7 +86,10 @@ def test_email_shows_image_paper_card_labels_and_footer(ws) -> None:
     img = email.find("img", alt="Scaling curves")
     assert img["src"] == "img/figure.png"
     assert int(img["width"]) <= 600
-    assert "max-width:100%" in img["style"].replace(" ", "")
+    # width:100% with a max-width, not max-width:100% alone: a blocked image then shrinks
+    # to the phone too, instead of laying the whole card out at its width attribute.
+    style = img["style"].replace(" ", "")
+    assert "width:100%" in style and f"max-width:{img['width']}px" in style
     assert "From the paper" in email.get_text()
     paper = email.find("a", string="arXiv:2109.10686")
     assert paper["href"].startswith("https://arxiv.org/abs/2109.10686")
@@ -187,7 +190,7 @@ def test_a_30_item_issue_stays_under_90_kb(ws) -> None:
 
 
 def test_size_warning_fires_on_a_huge_issue(ws) -> None:
-    body = items_block("papers", 60, "Long text with [a link](https://example.com/x). " * 12)
+    body = items_block("papers", 60, "Long text with [a link](https://ml.test/x). " * 12)
     reviewed, _, _, _ = render(ws, body=body)
     (warning,) = reviewed.warnings
     assert warning.warning
@@ -269,3 +272,28 @@ def test_author_text_cannot_forge_a_personal_marker(ws) -> None:
     first = Renderer(ws.settings).render(issue)
     second = Renderer(ws.settings).render(issue)
     assert first.marker != second.marker
+
+
+@pytest.mark.parametrize("name, encoded", [
+    ("img/my figure.png", "img/my%20figure.png"),
+    ("img/\u56fe.png", "img/%E5%9B%BE.png"),
+    ("img/100% #1?.png", "img/100%25%20%231%3F.png"),
+])
+def test_image_names_with_spaces_or_non_ascii_are_percent_encoded_and_copied(ws, tmp_path, name, encoded) -> None:
+    from newsletter.authoring.build import write_issue
+
+    (ws.issues / name).write_bytes((ws.issues / "img" / "figure.png").read_bytes())
+    body = ("sections:\n  featured:\n    - title: T\n      url: https://arxiv.org/abs/2109.10686\n"
+            f"      summary: S\n      image: {{src: \"{name}\", alt: A figure}}\n")
+    reviewed, email, _, web = render(ws, body=body)
+    assert email.find("img", alt="A figure")["src"] == encoded
+    assert web.find("img", alt="A figure")["src"] == encoded
+    written = write_issue(reviewed, ws.settings, tmp_path / "build")
+    assert tmp_path / "build" / "1" / name in written  # copied under its own name, beside the pages
+    assert (tmp_path / "build" / "1" / name).read_bytes() == (ws.issues / name).read_bytes()
+    # Hosted (base_url) or attached (cid:), the URL refers to the same file.
+    rendered = Renderer(ws.settings).render(reviewed.rendered.issue, lambda src: f"https://news.example.com/1/{src}")
+    hosted = BeautifulSoup(rendered.html, "html.parser").find("img", alt="A figure")["src"]
+    assert hosted == f"https://news.example.com/1/{encoded}"
+    rendered = Renderer(ws.settings).render(reviewed.rendered.issue, lambda src: "cid:img-1@example.com")
+    assert BeautifulSoup(rendered.html, "html.parser").find("img", alt="A figure")["src"] == "cid:img-1@example.com"
