@@ -65,6 +65,17 @@ class Links(NamedTuple):
     check_on_send: bool = False  # run `check --links` before a send
 
 
+class Bounces(NamedTuple):
+    address: str | None = None  # VERP Return-Path: bounces+<token>@domain
+    soft_limit: int = 3  # soft bounces (across issues) before a subscriber counts as bounced
+
+
+class Dkim(NamedTuple):
+    domain: str | None = None
+    selector: str | None = None
+    key_file: Path | None = None  # PEM, RSA or Ed25519, outside version control
+
+
 class Signup(NamedTuple):
     """Limits on the web sign-up's confirmation mail (each per hour)."""
 
@@ -91,6 +102,9 @@ class Settings(NamedTuple):
     signup: Signup = Signup()
     enrich: Enrich = Enrich()
     links: Links = Links()
+    images: str = "hosted"  # hosted (under base_url) | embed (attached by Content-ID)
+    bounces: Bounces = Bounces()
+    dkim: Dkim = Dkim()
     subscribers: Path = Path("subscribers.db")
     layouts: Path = Path("layouts")
     warnings: tuple[Problem, ...] = ()  # reported by `check`, `build` and the preview
@@ -199,6 +213,19 @@ def _format() -> Mapping:
                 Mapping({"check_on_send": Field(Boolean(), "Run `check --links` before a send")}),
                 "Link checks",
             ),
+            "images": Field(OneOf("hosted", "embed"), "Email images: hosted under base_url, or embedded"),
+            "bounces": Field(
+                Mapping({"address": Field(address, "The bounce address; each message's Return-Path is a VERP"
+                                                    " form of it (bounces+<token>@...)"),
+                         "soft_limit": Field(Integer(), "Soft bounces before a subscriber counts as bounced")}),
+                "Bounce handling",
+            ),
+            "dkim": Field(
+                Mapping({"domain": Field(Text(), "The signing domain (d=)"),
+                         "selector": Field(Text(), "The selector (s=), published at <selector>._domainkey"),
+                         "key_file": Field(Text(), "The private key (PEM), relative to newsletter.yaml")}),
+                "DKIM signing",
+            ),
             "signup": Field(
                 Mapping(
                     {
@@ -255,6 +282,10 @@ def load_settings(path: Path) -> Settings:
         signup=Signup(**_given(data["signup"])),
         enrich=Enrich(**_given(data["enrich"])),
         links=Links(**_given(data["links"])),
+        images=data["images"] or "hosted",
+        bounces=Bounces(**_given(data["bounces"])),
+        dkim=Dkim(**{**_given(data["dkim"]), **({"key_file": root / data["dkim"]["key_file"]}
+                                                  if (data["dkim"] or {}).get("key_file") else {})}),
         subscribers=root / (data["subscribers"] or "subscribers.db"),
         layouts=root / (data["layouts"] or "layouts"),
         warnings=tuple(p for p in ctx.problems if p.warning),

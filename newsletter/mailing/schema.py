@@ -1,0 +1,112 @@
+"""The store's schema, as the migrations that build it: each entry takes a store from
+version N to N+1 (``PRAGMA user_version``), in one transaction (see ``store.connect``)."""
+
+# Each entry migrates the schema from version N to N+1 (PRAGMA user_version).
+MIGRATIONS = [
+    """
+    CREATE TABLE subscribers (
+        email_key TEXT PRIMARY KEY,          -- the address, lower-cased
+        email TEXT NOT NULL,                 -- as given
+        name TEXT NOT NULL DEFAULT '',
+        fields TEXT NOT NULL DEFAULT '{}',   -- extra CSV columns, as JSON
+        status TEXT NOT NULL CHECK (status IN ('subscribed', 'unsubscribed', 'bounced')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE events (                    -- the consent record: every change, when, why
+        id INTEGER PRIMARY KEY,
+        email_key TEXT NOT NULL,
+        at TEXT NOT NULL,
+        change TEXT NOT NULL,
+        source TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_by_address ON events (email_key);
+    CREATE TABLE deliveries (                -- the send journal, one row per issue and address
+        issue INTEGER NOT NULL,
+        email_key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        code INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (issue, email_key)
+    );
+    CREATE INDEX deliveries_by_state ON deliveries (issue, state);
+    """,
+    # 2: `skipped` (unsubscribed during the send), why a row failed (`kind`), and one row
+    # per issue's send: its fixed audience, who is sending it now, its pruned totals.
+    """
+    CREATE TABLE deliveries_new (
+        issue INTEGER NOT NULL,
+        email_key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        code INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT '',       -- failed: address | refused | unsupported | temporary
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (issue, email_key)
+    );
+    INSERT INTO deliveries_new (issue, email_key, state, attempts, code, detail, kind, updated_at)
+        SELECT issue, email_key, state, attempts, code, detail,
+               CASE WHEN state = 'failed' AND detail GLOB '*5.1.[0-9]*' THEN 'address'
+                    WHEN state = 'failed' THEN 'refused' ELSE '' END, updated_at FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_new RENAME TO deliveries;
+    CREATE INDEX deliveries_by_state ON deliveries (issue, state);
+    CREATE TABLE sends (
+        issue INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',      -- "pid@host" of the send running now, '' when none
+        heartbeat REAL NOT NULL DEFAULT 0,   -- unix time the owner last said it is alive
+        audience INTEGER NOT NULL DEFAULT 0, -- 1 once the first run has fixed who the issue is for
+        pruned TEXT NOT NULL DEFAULT ''      -- JSON totals once `journal prune` dropped the rows
+    );
+    INSERT INTO sends (issue, started_at, audience) SELECT issue, min(updated_at), 1 FROM deliveries GROUP BY issue;
+    """,
+    # 3: every web sign-up, and the confirmation mail that `serve` delivers outside the request.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        mailbox TEXT NOT NULL,               -- lower-cased, +suffix dropped: the hourly rule's key
+        client TEXT NOT NULL,                -- who asked: the per-client limit's key
+        created_at REAL NOT NULL,            -- unix time
+        state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed', 'subscribed', 'limited')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_at);
+    CREATE INDEX outbox_by_mailbox ON outbox (mailbox, created_at);
+    CREATE INDEX outbox_by_client ON outbox (client, created_at);
+    CREATE INDEX outbox_by_time ON outbox (created_at);
+    """,
+    # 4: what `publish` and the first send make public; scheduled sends; inbound mail
+    # (bounces, complaints, mailto unsubscribes) processed once; soft bounces counted.
+    """
+    CREATE TABLE published (
+        issue INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        how TEXT NOT NULL                    -- 'send' (its first run started) or 'publish'
+    );
+    INSERT INTO published (issue, at, how) SELECT issue, started_at, 'send' FROM sends;
+    CREATE TABLE schedules (
+        issue INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,                  -- the issue file, as given
+        due REAL NOT NULL,                   -- unix time
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('scheduled', 'started', 'cancelled')),
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE inbound (
+        id TEXT PRIMARY KEY,                 -- Message-ID, or a hash of the message
+        kind TEXT NOT NULL,                  -- hard | soft | complaint | unsubscribe | ignored
+        email_key TEXT,
+        at TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX inbound_by_address ON inbound (email_key, kind);
+    """,
+]
