@@ -60,16 +60,21 @@ class Source:
         return self.keys.get(path) or self.where(path)
 
 
+def unreadable(error: OSError, display: str) -> NewsletterError:
+    """A file that cannot be opened, said as a plain sentence."""
+    if isinstance(error, FileNotFoundError):
+        return NewsletterError(f"{display}: no such file")
+    if isinstance(error, IsADirectoryError):
+        return NewsletterError(f"{display}: is a folder, not a file")
+    return NewsletterError(f"{display}: cannot read ({error.strerror})")
+
+
 def read_text(path: Path, display: str) -> str:
     """Read a UTF-8 file (a BOM is allowed), or raise a plain-sentence error."""
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise NewsletterError(f"{display}: no such file") from None
-    except IsADirectoryError:
-        raise NewsletterError(f"{display}: is a folder, not a file") from None
     except OSError as e:
-        raise NewsletterError(f"{display}: cannot read ({e.strerror})") from None
+        raise unreadable(e, display) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

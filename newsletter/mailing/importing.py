@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from newsletter.errors import Location, NewsletterError, Problem
 from newsletter.mailing.store import STATUSES
+from newsletter.source import unreadable
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # Columns that `list` writes and `import` reads as what they are, never as personal fields.
@@ -136,12 +137,8 @@ class CsvRows:
         self.path, self.display = path, display
         try:
             self.file = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed by close())
-        except FileNotFoundError:
-            raise NewsletterError(f"{display}: no such file") from None
-        except IsADirectoryError:
-            raise NewsletterError(f"{display}: is a folder, not a file") from None
         except OSError as e:
-            raise NewsletterError(f"{display}: cannot read ({e.strerror})") from None
+            raise unreadable(e, display) from None
         self.reader = csv.reader(self.file)
         try:
             self.columns = self._header()
