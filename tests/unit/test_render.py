@@ -297,3 +297,18 @@ def test_image_names_with_spaces_or_non_ascii_are_percent_encoded_and_copied(ws,
     assert hosted == f"https://news.example.com/1/{encoded}"
     rendered = Renderer(ws.settings).render(reviewed.rendered.issue, lambda src: "cid:img-1@example.com")
     assert BeautifulSoup(rendered.html, "html.parser").find("img", alt="A figure")["src"] == "cid:img-1@example.com"
+
+
+def test_a_papers_first_authors_show_in_every_part(ws) -> None:
+    from bs4 import BeautifulSoup
+
+    from newsletter.authoring.check import check_issue
+    from newsletter.authoring.render import Renderer
+
+    body = ("sections:\n  papers:\n    - title: Scale efficiently\n      url: https://arxiv.org/abs/2109.10686\n"
+            "      summary: S.\n      paper: {arxiv: '2109.10686', title: Scale Efficiently,"
+            " authors: 'Tay, Dehghani, et al.'}\n")
+    rendered = Renderer(ws.settings).render(check_issue(ws.issue(body=body)).issue)
+    for part in (BeautifulSoup(rendered.html, "html.parser").get_text(), BeautifulSoup(rendered.web, "html.parser")
+                 .get_text(), rendered.text):
+        assert "Tay, Dehghani, et al." in " ".join(part.split())
