@@ -58,6 +58,21 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
     return rps, p99
 
 
+def _wait_for_page(url: str, seconds: float = 30) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -79,6 +94,7 @@ def main() -> int:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port, timeout=30)
+            _wait_for_page(f"http://127.0.0.1:{port}/33/index.html")  # serve builds the site after it starts
             script = Path(tmp) / "one-click.lua"
             script.write_text('wrk.method = "POST"\nwrk.body = "List-Unsubscribe=One-Click"\n'
                               'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')

@@ -9,6 +9,13 @@ import pytest
 from support import Workspace
 
 
+@pytest.fixture(autouse=True)
+def no_hosted_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test config's base_url (news.example.com) has no server: sends skip the check
+    that its images answer (tests/integration/test_hosted.py turns it back on)."""
+    monkeypatch.setenv("NEWSLETTER_HOSTED_CHECK", "off")
+
+
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     monkeypatch.chdir(tmp_path)
@@ -46,6 +53,8 @@ def web(ws, smtp, secret):
     ws.issue("001.yaml", number=1, highlights='["First *highlight*"]')
     for address in ("ada@example.com", "bob@example.com"):
         ws.run("subscribers", "add", address)
+    ws.run("publish", "1")  # listed in the archive's index (a draft would not be)
     server = Web(ws, free_port())
+    server.wait_for("/", 'href="1/index.html"')  # serve builds the archive after it starts
     yield server
     server.stop()

@@ -222,6 +222,19 @@ class Web:
         except urllib.error.HTTPError as e:
             return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
 
+    def wait_for(self, path: str, text: str, seconds: float = 20) -> str:
+        """Poll ``path`` until it answers 200 with ``text`` in it (serve keeps the archive
+        current from a thread); returns the body."""
+        import time
+
+        deadline = time.monotonic() + seconds
+        while True:
+            code, body = self.request("GET", path)
+            if code == 200 and text in body:
+                return body
+            assert time.monotonic() < deadline, f"{path}: {code}, no {text!r} after {seconds} s"
+            time.sleep(0.05)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)

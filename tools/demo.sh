@@ -27,12 +27,22 @@ echo $! > build/demo/capture.pid
 $PY -c "from newsletter.ports import wait_for_port; wait_for_port(8025)"
 
 $NL --config "$config" subscribers import samples/subscribers.csv
-$NL --config "$config" send --yes issues/033.yaml
-$NL --config "$config" status issues/033.yaml
+$NL --config "$config" publish 34  # as if sent elsewhere: the archive lists it
 
+# The web side first: the email shows its images from base_url, and `send` checks they answer.
 nohup $NL --config "$config" serve --port 8000 > build/demo/serve.log 2>&1 &
 echo $! > build/demo/serve.pid
 $PY -c "from newsletter.ports import wait_for_port; wait_for_port(8000, timeout=30)"
+$PY -c "
+import time, urllib.request
+for _ in range(300):  # serve writes the archive (drafts too, unlisted) right after it starts
+    try:
+        urllib.request.urlopen('http://127.0.0.1:8000/33/', timeout=2); break
+    except OSError:
+        time.sleep(0.1)
+"
+$NL --config "$config" send --yes issues/033.yaml  # publishes 33: serve lists it within a second
+$NL --config "$config" status issues/033.yaml
 
 cat <<MSG
 

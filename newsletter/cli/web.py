@@ -50,6 +50,10 @@ def archive(ctx: click.Context, out_dir: Path) -> None:
     for path in changed:
         click.echo(str(path))
     feed = "" if settings.base_url else " (no feed: set base_url in newsletter.yaml for one)"
+    if changed.unlisted:
+        click.echo(f"{len(changed.unlisted)} issue(s) written unlisted: not yet published"
+                   f" ({', '.join(map(str, changed.unlisted))}; a send publishes its issue,"
+                   " `newsletter publish ISSUE` one sent elsewhere)", err=True)
     click.echo(f"Archive in {out_dir}/: {len(changed)} file(s) changed{feed}. Open {out_dir / 'index.html'}.",
                err=True)
 
@@ -67,14 +71,13 @@ def serve(ctx: click.Context, host: str, port: int, proxy_headers: bool) -> None
     import uvicorn
 
     from newsletter.mailing.tokens import secret_from_environment
-    from newsletter.web.archive import build_archive
     from newsletter.web.serve import create_app
 
     gc.enable()
     settings = settings_of(ctx)
     secret = secret_from_environment()
     site = settings.root / "site"
-    build_archive(settings, site)
+    site.mkdir(parents=True, exist_ok=True)  # served at once; a thread brings it up to date (web/refresh.py)
     with socket.socket() as probe:  # a clear message for a busy port, before uvicorn starts
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -85,3 +88,23 @@ def serve(ctx: click.Context, host: str, port: int, proxy_headers: bool) -> None
     # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; anyone could send it.
     uvicorn.run(create_app(settings, secret, site), host=host, port=port, log_level="warning",
                 access_log=False, server_header=False, proxy_headers=proxy_headers)
+
+
+@click.command()
+@click.argument("issue")
+@click.pass_context
+def publish(ctx: click.Context, issue: str) -> None:
+    """List ISSUE (a number or an issue file) in the archive's index and feed: for an issue
+    sent elsewhere (a send publishes its issue itself)."""
+    from newsletter.web.published import publish as mark_published
+
+    settings = settings_of(ctx)
+    if issue.isdigit():
+        number = int(issue)
+    else:
+        from newsletter.authoring.check import check_issue
+
+        number = check_issue(Path(issue), settings.lang, issue).issue.number
+    new = mark_published(settings, number)
+    click.echo(f"Issue {number} {'is now' if new else 'was already'} published; `newsletter archive` lists it"
+               " (`newsletter serve` does on its own).")

@@ -153,10 +153,28 @@ def test_the_server_serves_the_archive(web) -> None:
     assert web.request("GET", "/nothing-here")[0] == 404
 
 
-def archive(tmp_path: Path) -> Path:
-    result = subprocess.run([sys.executable, "-m", "newsletter", "archive", "-o", str(tmp_path / "site")],
-                            cwd=REPO, capture_output=True, text=True, timeout=60)
+def sample_workspace(root: Path, publish: tuple[int, ...] = (33, 34)) -> Path:
+    """The sample issues in a workspace of their own (a store in it), ``publish`` published."""
+    import shutil
+
+    shutil.copytree(REPO / "issues", root / "issues")
+    config = (REPO / "newsletter.yaml").read_text().replace("subscribers: subscribers.db\n", "")
+    (root / "newsletter.yaml").write_text(config + f"layouts: {REPO / 'layouts'}\nsubscribers: {root / 'subs.db'}\n")
+    for number in publish:
+        nl(root, "publish", str(number))
+    return root
+
+
+def nl(root: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=root, capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def archive(tmp_path: Path) -> Path:
+    root = sample_workspace(tmp_path / "ws")
+    nl(root, "archive", "-o", str(tmp_path / "site"))
     return tmp_path / "site"
 
 
@@ -187,24 +205,20 @@ def test_archive_pages_are_valid_html(tmp_path: Path) -> None:
 
 
 def test_adding_an_issue_rebuilds_only_what_must(tmp_path: Path) -> None:
-    import shutil
-
-    root = tmp_path / "ws"
-    shutil.copytree(REPO / "issues", root / "issues")
-    (root / "newsletter.yaml").write_text((REPO / "newsletter.yaml").read_text() + f"layouts: {REPO / 'layouts'}\n")
+    root = sample_workspace(tmp_path / "ws")
 
     def run() -> list[str]:
-        result = subprocess.run([sys.executable, "-m", "newsletter", "archive"], cwd=root, capture_output=True,
-                                text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        return sorted(result.stdout.split())
+        return sorted(nl(root, "archive").stdout.split())
 
     assert len(run()) > 5
     assert run() == []  # nothing changed, nothing written
     text = (root / "issues" / "034.yaml").read_text().replace("number: 34", "number: 35")
     (root / "issues" / "035.yaml").write_text(text.replace("date: 2021-10-17", "date: 2021-10-24"))
-    assert run() == ["site/35/brand/logo.png", "site/35/img/scaling-curves.png", "site/35/index.html",
-                     "site/feed.xml", "site/index.html"]
+    # A draft: its page and images (hosted before the send), not the index or the feed.
+    assert run() == ["site/35/brand/logo.png", "site/35/img/scaling-curves.png", "site/35/index.html"]
+    nl(root, "publish", "35")
+    assert run() == ["site/feed.xml", "site/index.html"]
+    assert run() == []
 
 
 def test_a_relay_that_fails_for_now_gets_the_confirmation_later(web, smtp) -> None:

@@ -1,0 +1,62 @@
+"""Before a send: what the email links on the web side must be there. With ``base_url``
+(and ``images: hosted``, the default) the email shows its images from
+``{base_url}/{number}/{src}`` and links the web version at ``{base_url}/{number}/``; a
+reader of a send made before the archive was deployed sees broken images and a 404. So
+each such URL is asked (HEAD, all at once, a short timeout) and the send refuses unless
+every one answers 200.
+
+``NEWSLETTER_HOSTED_CHECK=off`` skips the check (test rigs with a base_url that no
+server answers for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from newsletter.authoring.fetch import run_blocking
+from newsletter.authoring.render import Rendered
+from newsletter.config import Settings
+from newsletter.errors import NewsletterError
+
+TIMEOUT = 5.0
+
+
+def hosted_urls(rendered: Rendered, settings: Settings) -> list[str]:
+    """The URLs under base_url that the email needs: its local images (the brand's logo
+    included) and its web version. None when images are embedded or nothing is hosted."""
+    if not settings.base_url or settings.images == "embed":
+        return []
+    number = rendered.issue.number
+    urls = [f"{settings.base_url}/{number}/{image.src}" for image in rendered.issue.images if image.file is not None]
+    return [*dict.fromkeys(urls), f"{settings.base_url}/{number}/"]
+
+
+def check_hosted(rendered: Rendered, settings: Settings, timeout: float = TIMEOUT) -> None:
+    """Refuse (NewsletterError) unless every hosted URL of the email answers 200."""
+    if os.environ.get("NEWSLETTER_HOSTED_CHECK", "").lower() in ("off", "0", "no"):
+        return
+    urls = hosted_urls(rendered, settings)
+    if not urls:
+        return
+    answers = run_blocking(_heads(urls, timeout))  # also under a running loop (serve, a test harness)
+    missing = [f"{url} ({answer})" for url, answer in zip(urls, answers, strict=True) if answer != "200"]
+    if missing:
+        shown = "\n  ".join(missing[:10]) + (f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise NewsletterError(
+            f"issue {rendered.issue.number}: {len(missing)} of {len(urls)} URL(s) the email needs do not answer"
+            f" 200 at {settings.base_url}; readers would see broken images or a missing web version:\n  {shown}",
+            hint="run `newsletter archive` and deploy `site/` to base_url (or `newsletter serve` publishes"
+                 " them there); or set `images: embed` in newsletter.yaml to attach the images instead")
+
+
+async def _heads(urls: list[str], timeout: float) -> list[str]:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+        async def head(url: str) -> str:
+            try:
+                return str((await client.head(url)).status_code)
+            except httpx.HTTPError as e:
+                return type(e).__name__
+        return await asyncio.gather(*(head(url) for url in urls))
