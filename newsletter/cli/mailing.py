@@ -17,7 +17,10 @@ def _settings(ctx: click.Context):
 
 
 @click.command()
-@click.argument("issue", type=click.Path(path_type=Path))
+@click.argument("issue", type=click.Path(path_type=Path), required=False)
+@click.option("--at", "at", metavar="TIME", help="Send later, at TIME (ISO 8601 with a timezone:"
+              " 2026-12-01T09:00+09:00); `send --due` or `serve` starts it.")
+@click.option("--due", is_flag=True, help="Start every scheduled send whose time has come (no ISSUE; cron).")
 @click.option("--test", "test_address", metavar="ADDRESS", help="Mail one copy to ADDRESS only, [TEST] in the subject.")
 @click.option("--dry-run", "dry_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
               help="Write every message to DIR as .eml; send nothing.")
@@ -27,15 +30,29 @@ def _settings(ctx: click.Context):
 @click.option("--retry-failed", is_flag=True, help="Resend messages that failed for reasons other than a bad address.")
 @click.option("--include-new", is_flag=True, help="Also send to those who subscribed since the first run.")
 @click.pass_context
-def send(ctx: click.Context, issue: Path, test_address: str | None, dry_dir: Path | None, limit: int | None,
-         yes: bool, retry_unknown: bool, retry_failed: bool, include_new: bool) -> None:
+def send(ctx: click.Context, issue: Path | None, at: str | None, due: bool, test_address: str | None,
+         dry_dir: Path | None, limit: int | None, yes: bool, retry_unknown: bool, retry_failed: bool,
+         include_new: bool) -> None:
     """Send ISSUE to every subscriber, each once, resuming where a previous run stopped."""
     from newsletter.mailing import send as sending
 
     gc.enable()
     if test_address and dry_dir:
         raise click.UsageError("--test and --dry-run do not go together")
+    others = test_address or dry_dir or limit or retry_unknown or retry_failed or include_new
+    if due and (issue or at or others):
+        raise click.UsageError("--due takes no ISSUE and no other option")
+    if at and others:
+        raise click.UsageError("--at goes with no other option: a scheduled send is a plain send")
+    if not due and issue is None:
+        raise click.UsageError("Missing argument 'ISSUE'.")
     settings = settings_of(ctx)
+    if due:
+        _send_due(settings)
+        return
+    if at:
+        _schedule(settings, issue, at)
+        return
     if test_address:
         delivery = sending.send_test(issue, settings, test_address, str(issue))
         click.echo(f"Test copy to {test_address}: {delivery.status} ({delivery.detail})")
@@ -64,6 +81,37 @@ def send(ctx: click.Context, issue: Path, test_address: str | None, dry_dir: Pat
         click.echo(f"{report.counts['pending']} recipient(s) are still pending; run the same command again.",
                    err=True)
         sys.exit(1)
+
+
+def _schedule(settings, issue: Path, at: str) -> None:
+    from newsletter.mailing.schedule import parse_at, schedule_send
+
+    row = schedule_send(issue, settings, str(issue), parse_at(at))
+    click.echo(f"Issue {row.issue} is scheduled for {row.when()}. `newsletter send --due` (cron) or"
+               " `newsletter serve` sends it then; `newsletter schedule --cancel` cancels it.")
+
+
+def _send_due(settings) -> None:
+    """Every due scheduled send, each reported like a send; the worst exit status."""
+    from newsletter.mailing.schedule import run_due
+
+    worst = 0
+    for fired in run_due(settings):
+        click.echo(f"Scheduled send of issue {fired.scheduled.issue} ({fired.scheduled.path}):")
+        if fired.error is not None:
+            for line in fired.error.lines():
+                click.echo(line, err=True)
+            worst = max(worst, 1)
+            continue
+        report = fired.report
+        _print_report(report)
+        if report.stopped is not None:
+            for line in report.stopped.lines():
+                click.echo(line, err=True)
+        status = 1 if report.stopped or report.counts["pending"] else 3 if report.counts["failed"] else 0
+        worst = max(worst, status)
+    if worst:
+        sys.exit(worst)
 
 
 def _ask(issue: int, count: int) -> bool:
@@ -124,6 +172,7 @@ def status(ctx: click.Context, issue: Path) -> None:
     """Show what the send of ISSUE has done so far."""
     from newsletter.authoring.check import check_issue
     from newsletter.mailing.journal import STATES, Journal
+    from newsletter.mailing.schedule import listing
 
     settings = _settings(ctx)
     number = check_issue(issue, settings.lang, str(issue)).issue.number
@@ -133,9 +182,38 @@ def status(ctx: click.Context, issue: Path) -> None:
         click.echo(f"Issue {number}: " + ", ".join(f"{counts[s]} {s}" for s in STATES))
         if (who := journal.running()) is not None:
             click.echo(f"Being sent now by {who}.")
+        for row in listing(settings, number):
+            click.echo(f"Scheduled for {row.when()}: {row.state}" + (f" ({row.detail})" if row.detail else ""))
         _print_entries(journal.entries("failed"), journal.entries("unknown"))
     finally:
         journal.close()
+
+
+@click.command()
+@click.option("--cancel", "cancel_issue", metavar="ISSUE", help="Cancel ISSUE's scheduled send (a file or a number).")
+@click.pass_context
+def schedule(ctx: click.Context, cancel_issue: str | None) -> None:
+    """List the scheduled sends, or cancel one that has not started."""
+    from newsletter.mailing.schedule import cancel, listing
+
+    settings = settings_of(ctx)
+    if cancel_issue:
+        number = int(cancel_issue) if cancel_issue.isdigit() else _number(settings, Path(cancel_issue))
+        row = cancel(settings, number)
+        click.echo(f"Cancelled the send of issue {row.issue} scheduled for {row.when()}.")
+        return
+    rows = listing(settings)
+    if not rows:
+        click.echo("No scheduled sends.")
+    for row in rows:
+        click.echo(f"Issue {row.issue}  {row.when()}  {row.state}  {row.path}"
+                   + (f"  ({row.detail})" if row.detail else ""))
+
+
+def _number(settings, issue: Path) -> int:
+    from newsletter.authoring.check import check_issue
+
+    return check_issue(issue, settings.lang, str(issue)).issue.number
 
 
 @click.group("journal")
