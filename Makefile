@@ -52,6 +52,7 @@ bench: install browser smtp-sink wrk
 	NEWSLETTER_SECRET=bench-secret $(PY) bench/bench_send.py || status=1; echo; \
 	$(PY) bench/bench_subscribers.py || status=1; echo; \
 	$(PY) bench/bench_web.py || status=1; echo; \
+	$(PY) bench/bench_archive.py || status=1; echo; \
 	$(PY) bench/bench_enrich.py || status=1; \
 	exit $$status
 

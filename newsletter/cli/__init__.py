@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli import authoring, mailing, subscribers, web
+from newsletter.cli import authoring, deliverability, mailing, subscribers, web
 from newsletter.cli.base import Group
 
 
@@ -24,6 +24,7 @@ def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 for _command in (authoring.init, authoring.check, authoring.build, authoring.new, authoring.enrich,
                  authoring.schema,
-                 web.preview, web.archive, web.serve,
-                 subscribers.subscribers, mailing.send, mailing.status, mailing.journal_group, mailing.capture):
+                 web.preview, web.archive, web.serve, web.publish,
+                 subscribers.subscribers, mailing.send, mailing.status, mailing.schedule, mailing.journal_group,
+                 mailing.capture, deliverability.bounces, deliverability.doctor):
     main.add_command(_command)

@@ -187,7 +187,9 @@ class Dispatch:
             marked.append(self.writer.mark_sending(task.key))
             return marked[0]
 
-        outcome = connection.deliver(task.recipient.email, message, may_hand_over)
+        verp = self.template.return_path
+        outcome = connection.deliver(task.recipient.email, message, may_hand_over,
+                                     verp(task.recipient.email) if verp else None)
         if marked and marked[0] and outcome.status == "retry":
             self.writer.record(task.key, Delivery("pending"))  # the write broke off before the dot
         return outcome

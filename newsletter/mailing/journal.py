@@ -139,6 +139,7 @@ class Journal:
                            " SELECT ?, email_key, 'pending', ? FROM subscribers WHERE status = 'subscribed'"
                            " ORDER BY rowid", (self.issue, at))
                 db.execute("UPDATE sends SET audience = 1 WHERE issue = ?", (self.issue,))
+                db.execute("INSERT OR IGNORE INTO published (issue, at, how) VALUES (?, ?, 'send')", (self.issue, at))
             if retry_unknown:
                 db.execute("UPDATE deliveries SET state = 'pending', updated_at = ?"
                            " WHERE issue = ? AND state = 'unknown'", (at, self.issue))

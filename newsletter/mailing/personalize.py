@@ -58,7 +58,7 @@ class Field(NamedTuple):
 def image_urls(issue: Issue, settings: Settings, domain: str):
     """How the email refers to local images: hosted under base_url when there is one
     (the archive publishes them), otherwise attached and referenced by Content-ID."""
-    if settings.base_url:
+    if settings.base_url and settings.images != "embed":
         return (lambda src: f"{settings.base_url}/{issue.number}/{src}"), False
     return (lambda src: f"cid:{content_id(src, domain)}"), True
 
@@ -138,6 +138,19 @@ class MessageTemplate:
         self._date = (0, "")
         mailto = settings.unsubscribe.mailto
         self.mailto = f"mailto:{mailto}?subject=unsubscribe" if mailto else ""
+        self.signer = None  # a dkim.Signer, set by sign_with
+        self.return_path = None  # address -> envelope sender (VERP), set by send.prepare with `bounces:`
+        self._relaxed: list[bytes | Field] = []
+
+    def sign_with(self, signer) -> None:
+        """DKIM-sign every message with ``signer`` (a dkim.Signer). The static stretches of
+        the body go through relaxed canonicalization once, here: stretches meet personal
+        values only at soft breaks, and those values (quotetabs) hold no whitespace."""
+        from newsletter.mailing.dkim import relaxed_lines
+
+        head, _, body = self.body[0].partition(CRLF + CRLF)  # the static head holds the blank line
+        self._relaxed = [relaxed_lines(body), *(relaxed_lines(p) if type(p) is bytes else p for p in self.body[1:])]
+        self.signer = signer
 
     @staticmethod
     def _encode(rendered: Rendered, part: str, html_part: bool) -> list[bytes | Field]:
@@ -182,4 +195,7 @@ class MessageTemplate:
             else:
                 value = " ".join(values.get(piece.name, "").split())  # no line breaks, ever
                 parts.append(_qp(html.escape(value) if piece.html else value, quotetabs=True))
-        return b"".join(parts)
+        if self.signer is None:
+            return b"".join(parts)
+        relaxed = b"".join(p if type(p) is bytes else parts[n + 1] for n, p in enumerate(self._relaxed))
+        return self.signer.sign(b"".join(parts), lines_done=relaxed)

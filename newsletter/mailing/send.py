@@ -20,8 +20,11 @@ from newsletter.authoring.linkcheck import check_to_send
 from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
+from newsletter.mailing.bounces import return_path_for
 from newsletter.mailing.commits import Writer, journal_error
 from newsletter.mailing.dispatch import Dispatch, Progress
+from newsletter.mailing.dkim import signer_for
+from newsletter.mailing.hosted import check_hosted
 from newsletter.mailing.importing import check_address
 from newsletter.mailing.journal import Entry, Journal
 from newsletter.mailing.personalize import MessageTemplate, Recipient, image_urls
@@ -45,7 +48,7 @@ class Report(NamedTuple):
 
 
 def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = "",
-            test: bool = False) -> MessageTemplate:
+            test: bool = False, hosted: bool = True) -> MessageTemplate:
     """Check the setup and the issue, render it once, and build its message template."""
     missing = [key for key, value in (("from", settings.sender), ("postal_address", settings.postal_address))
                if not value]
@@ -60,11 +63,19 @@ def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = 
                               " messages go without List-Unsubscribe-Post (one-click), which Gmail and Yahoo"
                               " require of bulk senders")
     secret = secret_from_environment()
+    signer = signer_for(settings.dkim)  # an unreadable key stops us here, not at the first message
     # A real send (or its dry run) also refuses placeholders and, with links.check_on_send, broken links.
     issue = check_issue(path, settings.lang, display).issue if test else check_to_send(path, settings, display)
     image_url, attach = image_urls(issue, settings, domain_of(settings.sender))
     rendered = Renderer(settings).render(issue, image_url)
-    return MessageTemplate(rendered, settings, secret, attach_images=attach, subject_prefix=subject_prefix, test=test)
+    if hosted:  # the images and web version the email links must answer at base_url
+        check_hosted(rendered, settings)
+    template = MessageTemplate(rendered, settings, secret, attach_images=attach, subject_prefix=subject_prefix,
+                               test=test)
+    if signer is not None:
+        template.sign_with(signer)
+    template.return_path = return_path_for(settings, secret, template.list_id)
+    return template
 
 
 def send_test(path: Path, settings: Settings, address: str, display: str) -> Delivery:
@@ -81,7 +92,7 @@ def send_test(path: Path, settings: Settings, address: str, display: str) -> Del
 
 def dry_run(path: Path, settings: Settings, out_dir: Path, display: str, limit: int | None = None) -> int:
     """Write every subscriber's message to ``out_dir`` as .eml; send and journal nothing."""
-    template = prepare(path, settings, display)
+    template = prepare(path, settings, display, hosted=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.subscribers)
     written = 0

@@ -169,12 +169,15 @@ class Connection:
                 pass
             self.client = None
 
-    def deliver(self, recipient: str, message: bytes, may_hand_over: Callable[[], bool] = lambda: True) -> Delivery:
+    def deliver(self, recipient: str, message: bytes, may_hand_over: Callable[[], bool] = lambda: True,
+                sender: str | None = None) -> Delivery:
         """One SMTP transaction for ``recipient``. ``may_hand_over`` is asked once the
         relay waits for the message (DATA's 354), just before it is written: it records
         that the message is being handed over, and says False when it must not be (the
         reader has left); the connection is then dropped before the final dot, which
-        makes the relay discard the transaction."""
+        makes the relay discard the transaction. ``sender``: this message's envelope sender
+        (VERP), instead of the connection's."""
+        sender = sender or self.sender
         if self.client is None:
             try:
                 self._connect()
@@ -193,7 +196,7 @@ class Connection:
                 options = ["SMTPUTF8", "BODY=8BITMIME"] if smtp.has_extn("8bitmime") else ["SMTPUTF8"]
             if not needs_utf8 and smtp.has_extn("pipelining"):
                 # RFC 2920: MAIL, RCPT and DATA in one write, three replies in one wait.
-                smtp.send(f"MAIL FROM:<{self.sender}>\r\nRCPT TO:<{address}>\r\nDATA\r\n".encode("ascii"))
+                smtp.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{address}>\r\nDATA\r\n".encode("ascii"))
                 replies = [smtp.getreply() for _ in range(3)]
                 for step, (code, text), ok in zip(("mail", "rcpt", "data"), replies, ((250,), (250, 251), (354,)),
                                                   strict=True):
@@ -203,7 +206,7 @@ class Connection:
                             return _reply(code, text, step)
                         return self._refused(code, text, step)
             else:
-                code, text = smtp.mail(self.sender, options)
+                code, text = smtp.mail(sender, options)
                 if code != 250:
                     return self._refused(code, text, step)
                 step = "rcpt"

@@ -9,7 +9,7 @@ the SQLite and SMTP work. The rules themselves live in ``consent``.
     POST /subscribe             email=...: queues a confirmation link (same answer for everyone)
     GET  /confirm?token=T       a page with a button; changes nothing
     POST /confirm               token=...: subscribes (same-origin only)
-    /...                        the static archive
+    /...                        the static archive (rebuilt in the background: ``refresh``)
 
 Every response carries the security headers (the archive's too), and a request body is
 capped at ``MAX_BODY`` bytes (413, nothing read further, nothing stored).
@@ -32,9 +32,11 @@ from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.mailing.importing import check_address
+from newsletter.mailing.schedule import Scheduler
 from newsletter.web.consent import Consent
 from newsletter.web.guard import SecurityHeaders, same_origin
 from newsletter.web.outbox import Outbox
+from newsletter.web.refresh import Refresher
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -43,6 +45,8 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
     """The web side, serving the archive built in ``site``."""
     consent = Consent(settings, secret)
     outbox = Outbox(settings, secret)
+    refresher = Refresher(settings, site)  # builds the archive after the start, then keeps it current
+    scheduler = Scheduler(settings)  # starts scheduled sends when due, in threads of their own
     renderer = Renderer(settings)
     context = {**renderer.site_context(), "subscribe_url": "/subscribe"}
     labels = context["labels"]
@@ -120,7 +124,11 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         outbox.start()
+        refresher.start()
+        scheduler.start()
         yield
+        scheduler.stop()
+        refresher.stop()
         outbox.stop()
         consent.close()
 

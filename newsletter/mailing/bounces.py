@@ -1,0 +1,176 @@
+"""Bounces, complaints and unsubscribes by mail, and the VERP envelope sender that lets
+a bounce name its recipient even when the report does not.
+
+VERP: with ``bounces.address`` (``bounces@example.com``) each message's envelope sender
+(MAIL FROM, the Return-Path) is ``bounces+<token>@example.com``. The token is 16
+characters of lower-case base32 of an HMAC of the list and the address: short, safe in
+a local part that a relay lower-cases, unforgeable, and mapped back by computing it for
+the subscribers (once per run).
+
+``process`` reads messages (Maildir, mbox, IMAP), each once (``inbound`` keeps their
+ids): a hard bounce marks the subscriber bounced, soft bounces count (bounced at
+``bounces.soft_limit``, across issues), a complaint or a mailto request unsubscribes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from newsletter.config import Settings
+from newsletter.errors import NewsletterError
+from newsletter.mailing.inbound import Inbound, classify
+from newsletter.mailing.store import change_status, connect, now, transaction
+from newsletter.mailing.tokens import list_id as list_id_of
+
+IMAP_PASSWORD = "NEWSLETTER_IMAP_PASSWORD"
+KINDS = ("hard", "soft", "complaint", "unsubscribe", "ignored")
+
+
+def verp_token(secret: bytes, list_key: str, email: str) -> str:
+    mac = hmac.new(secret, f"verp\0{list_key}\0{email.strip().lower()}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac[:10]).decode("ascii").lower()  # 16 characters, no padding
+
+
+def verp_address(bounce_address: str, token: str) -> str:
+    local, _, domain = bounce_address.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def return_path_for(settings: Settings, secret: bytes, list_key: str) -> Callable[[str], str] | None:
+    """address -> envelope sender, when ``bounces.address`` is set."""
+    address = settings.bounces.address
+    if not address:
+        return None
+    if "@" not in address:
+        raise NewsletterError(f"bounces.address: '{address}' is not an address", hint="e.g. bounces@example.com")
+    return lambda email: verp_address(address, verp_token(secret, list_key, email))
+
+
+# -- sources --------------------------------------------------------------------------
+
+
+def read_maildir(folder: Path) -> Iterator[bytes]:
+    import mailbox
+
+    if not (Path(folder) / "cur").is_dir() and not (Path(folder) / "new").is_dir():
+        raise NewsletterError(f"{folder}: not a Maildir (no cur/ or new/)")
+    box = mailbox.Maildir(str(folder), factory=None, create=False)
+    for key in sorted(box.keys()):
+        yield box.get_bytes(key)
+
+
+def read_mbox(file: Path) -> Iterator[bytes]:
+    import mailbox
+
+    if not Path(file).is_file():
+        raise NewsletterError(f"{file}: no such mbox file")
+    box = mailbox.mbox(str(file), factory=None, create=False)
+    for key in box.keys():
+        yield box.get_bytes(key).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def read_imap(url: str) -> Iterator[bytes]:
+    """``imaps://user@host[:port]/MAILBOX`` (or imap:// with STARTTLS); the password
+    from NEWSLETTER_IMAP_PASSWORD. Untested against a live server."""
+    import imaplib
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+        raise NewsletterError(f"{url}: expected imaps://USER@HOST[:PORT]/MAILBOX")
+    password = os.environ.get(IMAP_PASSWORD)
+    if not password:
+        raise NewsletterError(f"no IMAP password: set {IMAP_PASSWORD}")
+    try:
+        if parts.scheme == "imaps":
+            client = imaplib.IMAP4_SSL(parts.hostname, parts.port or 993)
+        else:
+            client = imaplib.IMAP4(parts.hostname, parts.port or 143)
+            client.starttls()
+        client.login(unquote(parts.username), password)
+        client.select(unquote(parts.path.strip("/")) or "INBOX", readonly=True)
+        _, data = client.search(None, "ALL")
+        for number in data[0].split():
+            _, fetched = client.fetch(number, "(BODY.PEEK[])")
+            for item in fetched:
+                if isinstance(item, tuple):
+                    yield item[1]
+        client.logout()
+    except (OSError, imaplib.IMAP4.error) as e:
+        raise NewsletterError(f"{parts.hostname}: IMAP failed ({e})") from None
+
+
+# -- acting on the store -------------------------------------------------------------
+
+
+def process(settings: Settings, messages: Iterator[bytes], secret: bytes | None) -> dict[str, object]:
+    """Act on each new message; the summary: counts by kind, what changed, and notes."""
+    db = connect(settings.subscribers)
+    try:
+        return _process(db, settings, messages, secret)
+    finally:
+        db.close()
+
+
+def _process(db, settings: Settings, messages: Iterator[bytes], secret: bytes | None) -> dict[str, object]:
+    counts = dict.fromkeys((*KINDS, "seen before"), 0)
+    changed: list[str] = []
+    notes: list[str] = []
+    tokens: dict[str, str] | None = None
+    list_key = list_id_of(settings.name, settings.sender)
+    for raw in messages:
+        found = classify(raw, settings.bounces.address, settings.unsubscribe.mailto)
+        if db.execute("SELECT 1 FROM inbound WHERE id = ?", (found.id,)).fetchone():
+            counts["seen before"] += 1
+            continue
+        keys = [a.strip().lower() for a in found.addresses]
+        keys = [k for k in keys if db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (k,)).fetchone()]
+        if not keys and found.verp and secret is not None:
+            if tokens is None:  # every subscriber's token, once per run
+                rows = db.execute("SELECT email_key FROM subscribers")
+                tokens = {verp_token(secret, list_key, k): k for (k,) in rows}
+            keys = [tokens[t] for t in found.verp if t in tokens]
+        with transaction(db):
+            if found.kind != "ignored" and not keys:
+                notes.append(f"{found.kind} ({found.detail}) names no subscriber"
+                             f"{': ' + ', '.join(found.addresses) if found.addresses else ''}")
+            _record(db, found, keys[0] if keys else None)
+            for key in keys:
+                change = _act(db, settings, found, key)
+                if change:
+                    changed.append(f"{key}: {change}")
+        counts[found.kind] += 1
+    return {"counts": counts, "changed": changed, "notes": notes}
+
+
+def _record(db, found: Inbound, key: str | None) -> None:
+    detail = f"issue {found.issue}: {found.detail}" if found.issue is not None else found.detail
+    db.execute("INSERT INTO inbound (id, kind, email_key, at, detail) VALUES (?, ?, ?, ?, ?)",
+               (found.id, found.kind, key, now(), detail))
+
+
+def _act(db, settings: Settings, found: Inbound, key: str) -> str:
+    status = db.execute("SELECT status FROM subscribers WHERE email_key = ?", (key,)).fetchone()[0]
+    if found.kind == "hard":
+        if status != "bounced":
+            change_status(db, key, "bounced", "bounce", found.detail)
+            return f"bounced ({found.detail})"
+    elif found.kind == "soft":
+        # Soft bounces of the same issue count once (a delay notice and its final report).
+        (count,) = db.execute(
+            "SELECT COUNT(DISTINCT CASE WHEN detail LIKE 'issue %' THEN substr(detail, 1, instr(detail, ':'))"
+            " ELSE id END) FROM inbound WHERE email_key = ? AND kind = 'soft'", (key,)).fetchone()
+        if count >= settings.bounces.soft_limit and status == "subscribed":
+            change_status(db, key, "bounced", "bounce", f"{count} soft bounces ({found.detail})")
+            return f"bounced after {count} soft bounces"
+        return f"soft bounce {count} of {settings.bounces.soft_limit}" if status == "subscribed" else ""
+    elif found.kind in ("complaint", "unsubscribe") and status == "subscribed":
+        source = "complaint" if found.kind == "complaint" else "mailto"
+        change_status(db, key, "unsubscribed", source, found.detail)
+        return f"unsubscribed ({found.detail})"
+    return ""
