@@ -9,27 +9,14 @@ import io
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from PIL import Image
 
 from newsletter.authoring import arxivmeta
 
-from fakeweb import FOREVER_CAP, FakeWeb, configure, stay_offline
+from fakeweb import FOREVER_CAP, FakeWeb, configure
 
 DEFAULT_INTERVAL = arxivmeta.INTERVAL  # read before any test shortens it
-
-
-@pytest.fixture(scope="module")
-def web():
-    with FakeWeb() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    stay_offline(monkeypatch)
-    monkeypatch.setattr(arxivmeta, "INTERVAL", 0.05)
 
 
 ISSUE = """\

@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 import yaml
 
-from newsletter.authoring import arxivmeta
-
-from fakeweb import FakeWeb, configure, stay_offline
-
-
-@pytest.fixture(scope="module")
-def web():
-    with FakeWeb() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    stay_offline(monkeypatch)
-    monkeypatch.setattr(arxivmeta, "INTERVAL", 0.05)
+from fakeweb import configure
 
 
 def test_new_from_a_links_file(ws, web) -> None:
