@@ -41,6 +41,8 @@ class Link(NamedTuple):
 class Outcome(NamedTuple):
     error: str | None = None  # why the link is broken, as words after the URL
     final: str | None = None  # where redirects ended, if any
+    status: int | None = None  # the last HTTP status, when there was an answer
+    failure: str | None = None  # the kind of failure when there was none (ConnectError, ReadTimeout...)
 
 
 class LinkReport(NamedTuple):
@@ -173,11 +175,12 @@ async def _probe(client: Any, url: str, timeout: float) -> Outcome:
         try:
             response = await _ask(client, "GET", url, timeout)
         except Exception as e:
-            return Outcome(error=_failure(e, timeout))
+            return Outcome(error=_failure(e, timeout), failure=type(e).__name__)
     status = response.status_code
     if status >= 400:
-        return Outcome(error=f"is broken: {status} {response.reason_phrase or _phrase(status)}".rstrip())
-    return Outcome(final=str(response.url) if response.history else None)
+        return Outcome(error=f"is broken: {status} {response.reason_phrase or _phrase(status)}".rstrip(),
+                       status=status)
+    return Outcome(final=str(response.url) if response.history else None, status=status)
 
 
 async def _ask(client: Any, method: str, url: str, timeout: float) -> Any:

@@ -2,8 +2,8 @@
 (and ``images: hosted``, the default) the email shows its images from
 ``{base_url}/{number}/{src}`` and links the web version at ``{base_url}/{number}/``; a
 reader of a send made before the archive was deployed sees broken images and a 404. So
-each such URL is asked (HEAD, all at once, a short timeout) and the send refuses unless
-every one answers 200.
+each such URL is asked (through ``linkcheck``, as `check --links` asks: HEAD, then GET,
+concurrently, within ``enrich.timeout``) and the send refuses unless every one answers.
 
 ``NEWSLETTER_HOSTED_CHECK=off`` skips the check (test rigs with a base_url that no
 server answers for).
@@ -11,15 +11,12 @@ server answers for).
 
 from __future__ import annotations
 
-import asyncio
 import os
 
-from newsletter.authoring.fetch import run_blocking
+from newsletter.authoring.linkcheck import fetch_all
 from newsletter.authoring.render import Rendered
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
-
-TIMEOUT = 5.0
 
 
 def hosted_urls(rendered: Rendered, settings: Settings) -> list[str]:
@@ -32,15 +29,15 @@ def hosted_urls(rendered: Rendered, settings: Settings) -> list[str]:
     return [*dict.fromkeys(urls), f"{settings.base_url}/{number}/"]
 
 
-def check_hosted(rendered: Rendered, settings: Settings, timeout: float = TIMEOUT) -> None:
-    """Refuse (NewsletterError) unless every hosted URL of the email answers 200."""
+def check_hosted(rendered: Rendered, settings: Settings) -> None:
+    """Refuse (NewsletterError) unless every hosted URL of the email answers."""
     if os.environ.get("NEWSLETTER_HOSTED_CHECK", "").lower() in ("off", "0", "no"):
         return
     urls = hosted_urls(rendered, settings)
     if not urls:
         return
-    answers = run_blocking(_heads(urls, timeout))  # also under a running loop (serve, a test harness)
-    missing = [f"{url} ({answer})" for url, answer in zip(urls, answers, strict=True) if answer != "200"]
+    outcomes = fetch_all(urls, settings)
+    missing = [f"{url} ({outcome.status or outcome.failure})" for url, outcome in outcomes.items() if outcome.error]
     if missing:
         shown = "\n  ".join(missing[:10]) + (f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise NewsletterError(
@@ -48,15 +45,3 @@ def check_hosted(rendered: Rendered, settings: Settings, timeout: float = TIMEOU
             f" 200 at {settings.base_url}; readers would see broken images or a missing web version:\n  {shown}",
             hint="run `newsletter archive` and deploy `site/` to base_url (or `newsletter serve` publishes"
                  " them there); or set `images: embed` in newsletter.yaml to attach the images instead")
-
-
-async def _heads(urls: list[str], timeout: float) -> list[str]:
-    import httpx
-
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
-        async def head(url: str) -> str:
-            try:
-                return str((await client.head(url)).status_code)
-            except httpx.HTTPError as e:
-                return type(e).__name__
-        return await asyncio.gather(*(head(url) for url in urls))
