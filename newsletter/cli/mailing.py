@@ -12,10 +12,6 @@ import click
 from newsletter.cli.base import settings_of
 
 
-def _settings(ctx: click.Context):
-    return settings_of(ctx)
-
-
 @click.command()
 @click.argument("issue", type=click.Path(path_type=Path), required=False)
 @click.option("--at", "at", metavar="TIME", help="Send later, at TIME (ISO 8601 with a timezone:"
@@ -78,8 +74,7 @@ def send(ctx: click.Context, issue: Path | None, at: str | None, due: bool, test
     if report.counts["failed"]:
         sys.exit(3)
     if report.counts["pending"] and limit is None:
-        click.echo(f"{report.counts['pending']} recipient(s) are still pending; run the same command again.",
-                   err=True)
+        click.echo(f"{report.counts['pending']} recipient(s) left pending.", err=True)  # why the exit is 1
         sys.exit(1)
 
 
@@ -174,7 +169,7 @@ def status(ctx: click.Context, issue: Path) -> None:
     from newsletter.mailing.journal import STATES, Journal
     from newsletter.mailing.schedule import listing
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     number = check_issue(issue, settings.lang, str(issue)).issue.number
     journal = Journal(settings.subscribers, number)  # opening creates or migrates the store
     try:

@@ -79,9 +79,10 @@ class Dispatch:
                     else:
                         self.exhausted = True
                 if self.fresh and self.taken < self.todo:
-                    self.taken += 1
+                    task = self.fresh.popleft()
+                    self.taken += task.subscribed  # `todo` counts subscribed readers; one who left is settled
                     self.in_flight += 1
-                    return self.fresh.popleft(), 0
+                    return task, 0
                 if self.retries:
                     self.cond.wait(self.retries[0].not_before - now)
                 elif self.in_flight:

@@ -83,6 +83,11 @@ def address(addr: str) -> str:
     return f"{local}{at}{domain if domain.isascii() else _idna(domain)}"
 
 
+def ascii_domain(domain: str) -> str:
+    """The domain as ASCII (IDNA, ``xn--``), as SMTP and headers write it."""
+    return domain if domain.isascii() else _idna(domain)
+
+
 @lru_cache(maxsize=4096)  # subscribers share a few domains, and the encoding is slow
 def _idna(domain: str) -> str:
     try:

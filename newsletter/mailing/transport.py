@@ -92,15 +92,10 @@ def envelope_sender(sender: str) -> str:
 def envelope_address(address: str) -> tuple[str, bool]:
     """The address as RCPT TO writes it (the domain IDNA-encoded), and whether it needs
     SMTPUTF8 (a local part that is not ASCII)."""
-    local, _, domain = address.rpartition("@")
-    if not domain.isascii():
-        import idna
+    from newsletter.mailing.headers import ascii_domain
 
-        try:
-            domain = idna.encode(domain, uts46=True).decode("ascii")
-        except idna.IDNAError:
-            pass  # left as it is: the relay will refuse it, and says why
-    return f"{local}@{domain}", not local.isascii()
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{ascii_domain(domain)}", not local.isascii()
 
 
 def _reply(code: int, message: bytes | str, step: str) -> Delivery:
