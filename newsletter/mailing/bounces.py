@@ -14,9 +14,6 @@ ids): a hard bounce marks the subscriber bounced, soft bounces count (bounced at
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,19 +24,10 @@ from newsletter.errors import NewsletterError
 from newsletter.mailing.inbound import Inbound, classify
 from newsletter.mailing.store import change_status, connect, now, transaction
 from newsletter.mailing.tokens import list_id as list_id_of
+from newsletter.mailing.tokens import verp_token
 
 IMAP_PASSWORD = "NEWSLETTER_IMAP_PASSWORD"
 KINDS = ("hard", "soft", "complaint", "unsubscribe", "ignored")
-
-
-def verp_token(secret: bytes, list_key: str, email: str) -> str:
-    mac = hmac.new(secret, f"verp\0{list_key}\0{email.strip().lower()}".encode(), hashlib.sha256).digest()
-    return base64.b32encode(mac[:10]).decode("ascii").lower()  # 16 characters, no padding
-
-
-def verp_address(bounce_address: str, token: str) -> str:
-    local, _, domain = bounce_address.rpartition("@")
-    return f"{local}+{token}@{domain}"
 
 
 def return_path_for(settings: Settings, secret: bytes, list_key: str) -> Callable[[str], str] | None:
@@ -49,7 +37,8 @@ def return_path_for(settings: Settings, secret: bytes, list_key: str) -> Callabl
         return None
     if "@" not in address:
         raise NewsletterError(f"bounces.address: '{address}' is not an address", hint="e.g. bounces@example.com")
-    return lambda email: verp_address(address, verp_token(secret, list_key, email))
+    local, _, domain = address.rpartition("@")
+    return lambda email: f"{local}+{verp_token(secret, list_key, email)}@{domain}"
 
 
 # -- sources --------------------------------------------------------------------------

@@ -57,6 +57,13 @@ def make_token(secret: bytes, list_id: str, email: str, purpose: str = "unsubscr
     return f"{_b64(email.encode())}.{_b64(_mac(secret, list_id, purpose, email))}"
 
 
+def verp_token(secret: bytes, list_id: str, email: str) -> str:
+    """The reader's part of a VERP bounce address: 16 lower-case base32 characters (some
+    relays lower-case local parts), the same signed id ``make_token`` uses, shortened."""
+    mac = _mac(secret, list_id, "verp", email.strip().lower())
+    return base64.b32encode(mac[:10]).decode("ascii").lower()
+
+
 def read_token(secret: bytes, list_id: str, token: str, purpose: str = "unsubscribe") -> str | None:
     """The address a valid token was made for, or None if it was not made by us."""
     try:
