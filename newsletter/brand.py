@@ -122,7 +122,10 @@ def _logo(value: str, path: Path_, ctx: Context) -> Any:
     # which is no reason to stop a build (or every command, settings being read by all).
     file = ctx.base_dir / value
     try:
-        head = file.read_bytes()[:12] if file.is_file() else None
+        head = None
+        if file.is_file():
+            with file.open("rb") as f:  # 12 bytes tell the kind; the logo may be large
+                head = f.read(12)
     except OSError:
         head = None
     if head is None:

@@ -63,7 +63,7 @@ class Built(list):
 def load_issues(settings: Settings) -> list[Issue]:
     """Every issue in issues/, checked; all problems of all files at once."""
     folder = settings.root / "issues"
-    names = sorted(p.name for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(SUFFIXES)) if folder.is_dir() else []
     return sorted(_check(settings, folder, names).values(), key=lambda i: (i.date, i.number), reverse=True)
 
 
@@ -197,7 +197,7 @@ def _stat_issues(folder: Path) -> dict[str, tuple[int, int]]:
     found = {}
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.endswith(SUFFIXES[0]) and entry.is_file():
+            if entry.name.endswith(SUFFIXES) and entry.is_file():
                 st = entry.stat()
                 found[entry.name] = (st.st_mtime_ns, st.st_size)
     return dict(sorted(found.items()))
