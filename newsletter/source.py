@@ -8,6 +8,7 @@ has a limit, and every problem carries ``FILE:LINE:COL``, with a hint for common
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,13 @@ def intended_number(text: str) -> int | None:
 
 class Invalid(str):
     """A scalar whose problem is already reported; later checks skip it quietly."""
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

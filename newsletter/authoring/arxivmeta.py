@@ -20,8 +20,9 @@ from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 from newsletter.authoring.check import ARXIV_PATTERN
-from newsletter.authoring.fetch import Fetcher, FetchError, write_atomic
+from newsletter.authoring.fetch import Fetcher, FetchError
 from newsletter.authoring.pagemeta import clean
+from newsletter.source import write_atomic
 
 INTERVAL = 3.0  # seconds between two requests to the API, across runs (arXiv's rule)
 BATCH = 100  # ids per request; an issue has far fewer

@@ -10,6 +10,7 @@ from newsletter.authoring.check import check_issue
 from newsletter.authoring.render import GMAIL_CLIP_BYTES, ImageUrl, Rendered, Renderer
 from newsletter.config import Settings
 from newsletter.errors import Location, NewsletterError, Problem
+from newsletter.source import write_atomic
 
 PREVIEW_TOKEN = "preview-token-0000000000000000000000000000000"  # as long as a real one
 
@@ -84,7 +85,5 @@ def write_file(path: Path, content: str | bytes) -> list[Path]:
     if path.exists() and path.read_bytes() == data:
         return []
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_atomic(path, data)  # a temporary name of this process's own: serve's rebuild and `archive` may overlap
     return [path]

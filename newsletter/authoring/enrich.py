@@ -17,12 +17,12 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from newsletter.authoring import arxivmeta, thumbs
-from newsletter.authoring.fetch import IMAGE_LIMIT, Fetcher, FetchError, is_fetchable, run_blocking, write_atomic
+from newsletter.authoring.fetch import IMAGE_LIMIT, Fetcher, FetchError, is_fetchable, run_blocking
 from newsletter.authoring.pagemeta import PageMeta, page_meta
 from newsletter.authoring.yamledit import Document, blank
 from newsletter.config import Settings
 from newsletter.errors import Invalid, Location, NewsletterError, Problem
-from newsletter.source import load_yaml
+from newsletter.source import load_yaml, write_atomic
 
 ITEM_ORDER = ("title", "url", "source", "image", "paper", "card", "summary")
 PAPER_ORDER = ("arxiv", "title", "authors")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -28,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from newsletter.config import Enrich
+from newsletter.source import write_atomic
 
 PAGE_LIMIT = 2 * 1024 * 1024  # bytes of a page read at most; the metadata is in its head
 IMAGE_LIMIT = 10 * 1024 * 1024  # an image past this is refused, not trimmed
@@ -222,16 +222,6 @@ class Fetcher:
             write_atomic(self.cache_dir / f"{key}.json", json.dumps(info).encode())  # json marks it whole
         except OSError:
             pass  # a cache that cannot be written only costs a refetch next time
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, whole."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _phrase(status: int) -> str:
