@@ -17,9 +17,9 @@ import re
 import time
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from newsletter.authoring.check import ARXIV_PATTERN
+from newsletter.authoring.arxivid import arxiv_id, valid_id  # noqa: F401 (arxiv_id: enrich and drafts ask here)
 from newsletter.authoring.fetch import Fetcher, FetchError
 from newsletter.authoring.pagemeta import clean
 from newsletter.source import write_atomic
@@ -27,7 +27,6 @@ from newsletter.source import write_atomic
 INTERVAL = 3.0  # seconds between two requests to the API, across runs (arXiv's rule)
 BATCH = 100  # ids per request; an issue has far fewer
 STAMP = "arxiv-last-request"
-_URL_PATH = re.compile(r"/(?:abs|pdf|html)/(?P<id>.+?)(?:\.pdf)?/?")
 _VERSION = re.compile(r"v[1-9]\d*$")
 _SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
 
@@ -40,26 +39,6 @@ class ArxivPaper(NamedTuple):
     @property
     def url(self) -> str:
         return f"https://arxiv.org/abs/{self.arxiv}"
-
-
-def arxiv_id(url: str) -> str | None:
-    """The arXiv id of an abs, pdf or html link (with its version, if it has one)."""
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    if parts.scheme.lower() not in ("http", "https") or host not in ("arxiv.org", "www.arxiv.org",
-                                                                     "export.arxiv.org"):
-        return None
-    m = _URL_PATH.fullmatch(parts.path)
-    if m and re.fullmatch(ARXIV_PATTERN, m["id"]):
-        return m["id"]
-    return None
-
-
-def valid_id(value: object) -> str | None:
-    """``value`` as an arXiv id, if it is one."""
-    if isinstance(value, str) and re.fullmatch(ARXIV_PATTERN, value.strip()):
-        return value.strip()
-    return None
 
 
 def short_authors(names: list[str]) -> str:

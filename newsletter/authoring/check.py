@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from newsletter.authoring import images
+from newsletter.authoring.arxivid import ARXIV_PATTERN
 from newsletter.authoring.catalog import Catalog, check_across
 from newsletter.authoring.mistakes import check_mistakes
 from newsletter.authoring.model import SECTION_KEYS, Card, Image, Issue, Item, MorePost, Paper, Section
@@ -40,10 +41,6 @@ from newsletter.wording import label_overrides
 
 PREHEADER_MAX = 150
 LANG_PATTERN = r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*"
-# YYMM.NNNN up to 2014, YYMM.NNNNN from 2015 on; both may carry a version (v2).
-_NEW_ARXIV = r"((0[7-9]|1[0-4])(0[1-9]|1[0-2])\.\d{4}|(1[5-9]|[2-9]\d)(0[1-9]|1[0-2])\.\d{5})(v[1-9]\d*)?"
-_OLD_ARXIV = r"[a-z]+(-[a-z]+)*(\.[A-Z]{2})?/\d{2}(0[1-9]|1[0-2])\d{3}(v[1-9]\d*)?"
-ARXIV_PATTERN = f"{_NEW_ARXIV}|{_OLD_ARXIV}"
 
 
 def _arxiv(value: Any, path: Path_, ctx: Context) -> Any:

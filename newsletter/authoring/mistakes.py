@@ -9,13 +9,11 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from newsletter.authoring.arxivid import arxiv_id, split_version, valid_id
 from newsletter.shapes import SECTION_KEYS, Context
 from newsletter.source import Path_, Source
 
 PLACEHOLDER_HOSTS = ("example.com", "example.org")
-_ARXIV_LINK = re.compile(r"https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?",
-                         re.I)
-_ID = re.compile(r"(?P<base>\d{4}\.\d{4,5}|[A-Za-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v(?P<version>\d+))?")
 _TODO = re.compile(r"\bTODO\b")
 _URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+", re.I)
 
@@ -66,13 +64,12 @@ def _check_arxiv_links(source: Source, ctx: Context) -> None:
             url, named = item.get("url") if paper else None, paper.get("arxiv") if isinstance(paper, dict) else None
             if not isinstance(url, str) or not isinstance(named, str):
                 continue
-            link = _ARXIV_LINK.fullmatch(url.strip())
-            ours, theirs = _ID.fullmatch(named.strip()), _ID.fullmatch(link[1]) if link else None
-            if ours is None or theirs is None:
+            linked, ours = arxiv_id(url), valid_id(named)
+            if linked is None or ours is None:
                 continue
-            versions = ours["version"], theirs["version"]
-            if ours["base"] != theirs["base"] or (all(versions) and versions[0] != versions[1]):
+            (base, version), (linked_base, linked_version) = split_version(ours), split_version(linked)
+            if base != linked_base or (version and linked_version and version != linked_version):
                 line = source.where(("sections", key, i, "url")).line
                 ctx.error(("sections", key, i, "paper", "arxiv"),
-                          f"{named.strip()} contradicts the item's url, which links arXiv {link[1]} "
+                          f"{named.strip()} contradicts the item's url, which links arXiv {linked} "
                           f"(line {line}); one of them is wrong")
