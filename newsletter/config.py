@@ -76,6 +76,13 @@ class Dkim(NamedTuple):
     key_file: Path | None = None  # PEM, RSA or Ed25519, outside version control
 
 
+class Tracking(NamedTuple):
+    """Click counting through ``{base_url}/c/<id>`` (never opens)."""
+
+    clicks: bool = False  # links in the email go through serve's redirect, counted per link
+    per_subscriber: bool = False  # also record who clicked (off: counts only)
+
+
 class Signup(NamedTuple):
     """Limits on the web sign-up's confirmation mail (each per hour)."""
 
@@ -105,6 +112,7 @@ class Settings(NamedTuple):
     images: str = "hosted"  # hosted (under base_url) | embed (attached by Content-ID)
     bounces: Bounces = Bounces()
     dkim: Dkim = Dkim()
+    tracking: Tracking = Tracking()
     subscribers: Path = Path("subscribers.db")
     layouts: Path = Path("layouts")
     warnings: tuple[Problem, ...] = ()  # reported by `check`, `build` and the preview
@@ -226,6 +234,11 @@ def _format() -> Mapping:
                          "key_file": Field(Text(), "The private key (PEM), relative to newsletter.yaml")}),
                 "DKIM signing",
             ),
+            "tracking": Field(
+                Mapping({"clicks": Field(Boolean(), "Count clicks: links go through {base_url}/c/<id>"),
+                         "per_subscriber": Field(Boolean(), "Also record which subscriber clicked")}),
+                "Click counting",
+            ),
             "signup": Field(
                 Mapping(
                     {
@@ -280,6 +293,7 @@ def load_settings(path: Path) -> Settings:
         smtp=Smtp(**smtp),
         unsubscribe=Unsubscribe(**(data["unsubscribe"] or {})),
         signup=Signup(**_given(data["signup"])),
+        tracking=Tracking(**_given(data["tracking"])),
         enrich=Enrich(**_given(data["enrich"])),
         links=Links(**_given(data["links"])),
         images=data["images"] or "hosted",

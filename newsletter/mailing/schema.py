@@ -109,4 +109,30 @@ MIGRATIONS = [
     );
     CREATE INDEX inbound_by_address ON inbound (email_key, kind);
     """,
+    # 5: subscribers' tags (segments); the issue an unsubscribe or complaint came from;
+    # the links of a sent issue and the clicks through serve's redirect.
+    """
+    ALTER TABLE subscribers ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';  -- JSON array of text
+    ALTER TABLE events ADD COLUMN issue INTEGER;  -- the issue whose link or message led to it
+    ALTER TABLE inbound ADD COLUMN issue INTEGER;
+    CREATE TABLE links (                     -- every tracked link of an issue, numbered
+        issue INTEGER NOT NULL,
+        id INTEGER NOT NULL,
+        url TEXT NOT NULL,                   -- where the redirect goes (UTM parameters kept)
+        section TEXT NOT NULL DEFAULT '',
+        title TEXT NOT NULL DEFAULT '',      -- the item's title, or the link's text
+        PRIMARY KEY (issue, id)
+    );
+    CREATE TABLE clicks (                    -- one row per request to /c/<id>
+        id INTEGER PRIMARY KEY,
+        issue INTEGER NOT NULL,
+        link INTEGER NOT NULL,
+        at REAL NOT NULL,                    -- unix time
+        client TEXT NOT NULL,                -- a keyed hash of address and user agent, never the address
+        email_key TEXT,                      -- only with tracking.per_subscriber
+        verdict TEXT NOT NULL DEFAULT 'counted'  -- counted | repeat | scanner
+    );
+    CREATE INDEX clicks_by_issue ON clicks (issue, link);
+    CREATE INDEX clicks_by_client ON clicks (client, at);
+    """,
 ]
