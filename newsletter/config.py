@@ -63,6 +63,7 @@ class Enrich(NamedTuple):
 
 class Links(NamedTuple):
     check_on_send: bool = False  # run `check --links` before a send
+    check_hosted: bool = True  # `send` refuses unless base_url serves the email's images and web version
 
 
 class Bounces(NamedTuple):
@@ -218,7 +219,9 @@ def _format() -> Mapping:
                 "How `enrich` and `check --links` fetch",
             ),
             "links": Field(
-                Mapping({"check_on_send": Field(Boolean(), "Run `check --links` before a send")}),
+                Mapping({"check_on_send": Field(Boolean(), "Run `check --links` before a send"),
+                         "check_hosted": Field(Boolean(), "Before a send, ask base_url for the email's images and"
+                                                          " web version (default: true)")}),
                 "Link checks",
             ),
             "images": Field(OneOf("hosted", "embed"), "Email images: hosted under base_url, or embedded"),

@@ -9,13 +9,6 @@ import pytest
 from support import Workspace
 
 
-@pytest.fixture(autouse=True)
-def no_hosted_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test config's base_url (news.example.com) has no server: sends skip the check
-    that its images answer (tests/integration/test_hosted.py turns it back on)."""
-    monkeypatch.setenv("NEWSLETTER_HOSTED_CHECK", "off")
-
-
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     monkeypatch.chdir(tmp_path)

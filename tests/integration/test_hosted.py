@@ -19,9 +19,8 @@ BODY = ("sections:\n  featured:\n    - title: T\n      url: https://ml.test/t\n 
 
 
 @pytest.fixture
-def hosting(ws, smtp, secret, monkeypatch):
+def hosting(ws, smtp, secret):
     """A workspace whose base_url is a local static server of its built site/."""
-    monkeypatch.delenv("NEWSLETTER_HOSTED_CHECK")
     site = ws.root / "site"
     site.mkdir()
     handler = functools.partial(_Quiet, directory=str(site))
@@ -30,7 +29,7 @@ def hosting(ws, smtp, secret, monkeypatch):
     base = f"http://127.0.0.1:{server.server_address[1]}"
 
     def configure(extra: str = "") -> None:
-        ws.configure(extra=smtp_config(smtp.port) + extra)
+        ws.configure(extra=smtp_config(smtp.port) + "links: {check_hosted: true}\n" + extra)
         config = ws.root / "newsletter.yaml"
         config.write_text(config.read_text().replace("https://news.example.com", base))
 
@@ -86,9 +85,8 @@ def test_embed_attaches_the_images_and_checks_nothing(hosting, smtp) -> None:
     assert f'src="cid:{image["Content-ID"].strip("<>")}"' in message.get_body(("html",)).get_content()
 
 
-def test_no_server_at_all_refuses(ws, smtp, secret, monkeypatch) -> None:
-    monkeypatch.delenv("NEWSLETTER_HOSTED_CHECK")
-    ws.configure(extra=smtp_config(smtp.port))
+def test_no_server_at_all_refuses(ws, smtp, secret) -> None:
+    ws.configure(extra=smtp_config(smtp.port) + "links: {}\n")  # check_hosted: true, the default
     config = ws.root / "newsletter.yaml"
     config.write_text(config.read_text().replace("https://news.example.com", f"http://127.0.0.1:{free_port()}"))
     ws.issue("001.yaml", body=BODY)

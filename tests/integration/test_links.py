@@ -179,7 +179,7 @@ def test_check_without_links_fetches_nothing(ws, site) -> None:
 
 @pytest.fixture
 def sending(ws, smtp, secret, site):
-    configure(ws, smtp_config(smtp.port) + "links: {check_on_send: true}\n")
+    configure(ws, smtp_config(smtp.port) + "links: {check_on_send: true, check_hosted: false}\n")
     assert ws.run("subscribers", "add", "ada@example.com").exit_code == 0
     return ws
 
