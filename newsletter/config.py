@@ -52,9 +52,7 @@ class Unsubscribe(NamedTuple):
     mailto: str | None = None
 
 
-class Enrich(NamedTuple):
-    """How `newsletter enrich` and `check --links` fetch."""
-
+class Enrich(NamedTuple):  # how `newsletter enrich` and `check --links` fetch
     arxiv_api: str = "https://export.arxiv.org/api/query"
     timeout: float = 10.0  # seconds for one request
     concurrency: int = 8  # requests at once in all (and at most 2 to one host)
@@ -77,16 +75,12 @@ class Dkim(NamedTuple):
     key_file: Path | None = None  # PEM, RSA or Ed25519, outside version control
 
 
-class Tracking(NamedTuple):
-    """Click counting through ``{base_url}/c/<id>`` (never opens)."""
-
+class Tracking(NamedTuple):  # click counting through {base_url}/c/<id>; never opens
     clicks: bool = False  # links in the email go through serve's redirect, counted per link
     per_subscriber: bool = False  # also record who clicked (off: counts only)
 
 
-class Signup(NamedTuple):
-    """Limits on the web sign-up's confirmation mail (each per hour)."""
-
+class Signup(NamedTuple):  # limits on the web sign-up's confirmation mail (each per hour)
     per_client: int = 10  # sign-ups from one client address
     hourly: int = 200  # confirmation mails in all
 

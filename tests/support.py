@@ -34,8 +34,8 @@ unsubscribe:
   url: https://news.example.com/unsubscribe?token={{token}}
   mailto: unsubscribe@example.com
 layouts: {layouts}
-{links}{extra}
-"""
+{extra}
+{links}"""
 
 # news.example.com has no server here: sends skip asking it for the email's images, unless
 # a test configures `links:` itself (tests/integration/test_hosted.py serves them).

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from newsletter.authoring.model import raw_picks
 from newsletter.errors import NewsletterError
-from newsletter.shapes import SECTION_KEYS, Context
+from newsletter.shapes import Context
 from newsletter.source import Path_, Source, intended_number, load_yaml, read_text
 
 SUFFIXES = (".yaml", ".yml")
@@ -68,20 +69,7 @@ def same_url(url: str) -> str:
 
 def linked(data: Any) -> list[tuple[str, Path_]]:
     """The URLs an issue links as its picks (items and more posts), with their key paths."""
-    found: list[tuple[str, Path_]] = []
-    if not isinstance(data, dict):
-        return found
-    sections = data.get("sections")
-    for key in SECTION_KEYS if isinstance(sections, dict) else ():
-        items = sections.get(key)
-        for i, item in enumerate(items if isinstance(items, list) else ()):
-            if isinstance(item, dict) and isinstance(item.get("url"), str):
-                found.append((item["url"], ("sections", key, i, "url")))
-    more = data.get("more")
-    for i, post in enumerate(more if isinstance(more, list) else ()):
-        if isinstance(post, dict) and isinstance(post.get("url"), str):
-            found.append((post["url"], ("more", i, "url")))
-    return found
+    return [(pick["url"], (*path, "url")) for path, pick in raw_picks(data) if isinstance(pick.get("url"), str)]
 
 
 def facts_of(source: Source) -> Facts:

@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 from newsletter.authoring.check import check_issue
 from newsletter.authoring.fetch import run_blocking
 from newsletter.authoring.mistakes import placeholders
-from newsletter.authoring.model import Issue
+from newsletter.authoring.model import Issue, raw_picks
 from newsletter.config import Settings
 from newsletter.errors import Invalid, Location, Problem
-from newsletter.shapes import SECTION_KEYS, dotted
+from newsletter.shapes import dotted
 from newsletter.source import Path_, Source, load_yaml
 
 PER_HOST = 2
@@ -73,16 +73,8 @@ def links_of(data: Any) -> list[Link]:
     highlights = data.get("highlights")
     for i, line in enumerate(highlights if isinstance(highlights, list) else ()):
         found += _in_markdown(line, ("highlights", i))
-    sections = data.get("sections")
-    for key in SECTION_KEYS if isinstance(sections, dict) else ():
-        items = sections.get(key)
-        for i, item in enumerate(items if isinstance(items, list) else ()):
-            if isinstance(item, dict):
-                found += _item_links(item, ("sections", key, i))
-    more = data.get("more")
-    for i, post in enumerate(more if isinstance(more, list) else ()):
-        if isinstance(post, dict):
-            found += _plain(post.get("url"), ("more", i, "url"))
+    for path, pick in raw_picks(data):
+        found += _item_links(pick, path) if path[0] == "sections" else _plain(pick.get("url"), (*path, "url"))
     found += _in_markdown(data.get("outro"), ("outro",))
     return found
 

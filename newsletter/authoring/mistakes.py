@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from newsletter.authoring.arxivid import arxiv_id, split_version, valid_id
-from newsletter.shapes import SECTION_KEYS, Context
+from newsletter.authoring.model import raw_picks
+from newsletter.shapes import Context
 from newsletter.source import Path_, Source
 
 PLACEHOLDER_HOSTS = ("example.com", "example.org")
@@ -56,20 +57,17 @@ def _host(url: str) -> str:
 
 
 def _check_arxiv_links(source: Source, ctx: Context) -> None:
-    sections = source.data.get("sections") if isinstance(source.data, dict) else None
-    for key in SECTION_KEYS if isinstance(sections, dict) else ():
-        items = sections.get(key)
-        for i, item in enumerate(items if isinstance(items, list) else ()):
-            paper = item.get("paper") if isinstance(item, dict) else None
-            url, named = item.get("url") if paper else None, paper.get("arxiv") if isinstance(paper, dict) else None
-            if not isinstance(url, str) or not isinstance(named, str):
-                continue
-            linked, ours = arxiv_id(url), valid_id(named)
-            if linked is None or ours is None:
-                continue
-            (base, version), (linked_base, linked_version) = split_version(ours), split_version(linked)
-            if base != linked_base or (version and linked_version and version != linked_version):
-                line = source.where(("sections", key, i, "url")).line
-                ctx.error(("sections", key, i, "paper", "arxiv"),
-                          f"{named.strip()} contradicts the item's url, which links arXiv {linked} "
-                          f"(line {line}); one of them is wrong")
+    for path, item in raw_picks(source.data):
+        paper = item.get("paper") if path[0] == "sections" else None
+        url, named = item.get("url") if paper else None, paper.get("arxiv") if isinstance(paper, dict) else None
+        if not isinstance(url, str) or not isinstance(named, str):
+            continue
+        linked, ours = arxiv_id(url), valid_id(named)
+        if linked is None or ours is None:
+            continue
+        (base, version), (linked_base, linked_version) = split_version(ours), split_version(linked)
+        if base != linked_base or (version and linked_version and version != linked_version):
+            line = source.where((*path, "url")).line
+            ctx.error((*path, "paper", "arxiv"),
+                      f"{named.strip()} contradicts the item's url, which links arXiv {linked} "
+                      f"(line {line}); one of them is wrong")

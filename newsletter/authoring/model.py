@@ -7,10 +7,11 @@ import cost, which every ``newsletter check`` pays.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from newsletter.shapes import SECTION_KEYS  # noqa: F401 (re-exported for the renderers)
+from newsletter.shapes import SECTION_KEYS
 
 
 class Image(NamedTuple):
@@ -85,3 +86,19 @@ class Issue(NamedTuple):
         figures = [i.image for i in self.items if i.image is not None]
         thumbs = [i.card.image for i in self.items if i.card is not None and i.card.image is not None]
         return tuple(figures + thumbs) + self.assets
+
+
+def raw_picks(data: Any) -> Iterator[tuple[tuple, dict]]:
+    """The items and more-posts of an issue's raw (unchecked) data, with their key paths,
+    in file order; whatever is not a mapping is skipped (the checker reports it). For the
+    tools that read many issues without building the model (index, link check)."""
+    sections = data.get("sections") if isinstance(data, dict) else None
+    for key in SECTION_KEYS if isinstance(sections, dict) else ():
+        items = sections.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            if isinstance(item, dict):
+                yield ("sections", key, i), item
+    more = data.get("more") if isinstance(data, dict) else None
+    for i, post in enumerate(more if isinstance(more, list) else ()):
+        if isinstance(post, dict):
+            yield ("more", i), post
