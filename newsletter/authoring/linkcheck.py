@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from newsletter.authoring.check import check_issue
-from newsletter.authoring.fetch import run_blocking
+from newsletter.authoring.fetch import is_fetchable, run_blocking
 from newsletter.authoring.mistakes import placeholders
 from newsletter.authoring.model import Issue, raw_picks
 from newsletter.config import Settings
@@ -55,14 +55,6 @@ class LinkReport(NamedTuple):
         found = [(p.order(), str(p)) for p in self.errors]
         found += [((where.line, where.col), f"{where}: note: {message}") for where, message in self.notes]
         return [line for _, line in sorted(found, key=lambda pair: pair[0])]
-
-
-def is_fetchable(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def links_of(data: Any) -> list[Link]:
