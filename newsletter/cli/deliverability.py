@@ -14,7 +14,8 @@ from newsletter.cli.base import settings_of
 @click.command()
 @click.option("--maildir", type=click.Path(file_okay=False, path_type=Path), help="Read a Maildir folder.")
 @click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Read an mbox file.")
-@click.option("--imap", metavar="URL", help="Read imaps://USER@HOST/MAILBOX (password: NEWSLETTER_IMAP_PASSWORD).")
+@click.option("--imap", metavar="URL", help="Read imaps://USER@HOST[:PORT]/MAILBOX, read-only (imap://: STARTTLS;"
+              " password: NEWSLETTER_IMAP_PASSWORD).")
 @click.pass_context
 def bounces(ctx: click.Context, maildir: Path | None, mbox: Path | None, imap: str | None) -> None:
     """Act on bounces, complaints and unsubscribe requests in a mailbox, each message once."""

@@ -64,34 +64,112 @@ def read_mbox(file: Path) -> Iterator[bytes]:
         yield box.get_bytes(key).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def read_imap(url: str) -> Iterator[bytes]:
-    """``imaps://user@host[:port]/MAILBOX`` (or imap:// with STARTTLS); the password
-    from NEWSLETTER_IMAP_PASSWORD. Untested against a live server."""
+def read_imap(url: str, timeout: float = 60) -> Iterator[bytes]:
+    """Every message of ``imaps://USER@HOST[:PORT]/MAILBOX`` (``imap://``: STARTTLS, port
+    143), read-only: nothing is marked seen, moved or deleted. The password comes from
+    NEWSLETTER_IMAP_PASSWORD, never the URL, and goes only over TLS to a server whose
+    certificate verifies (a private CA: SSL_CERT_FILE). It connects and logs in at once, so
+    a wrong password or mailbox stops the command before any message is handled."""
     import imaplib
+    import ssl
 
     parts = urlsplit(url)
-    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+    try:
+        port = parts.port or (993 if parts.scheme == "imaps" else 143)
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username or not port:
         raise NewsletterError(f"{url}: expected imaps://USER@HOST[:PORT]/MAILBOX")
+    if parts.password is not None:  # a URL ends up in crontabs, shell history and `ps`
+        raise NewsletterError(f"--imap: put the password in {IMAP_PASSWORD}, not in the URL")
     password = os.environ.get(IMAP_PASSWORD)
     if not password:
         raise NewsletterError(f"no IMAP password: set {IMAP_PASSWORD}")
+    user, folder = unquote(parts.username), unquote(parts.path.strip("/")) or "INBOX"
+    server = f"{parts.hostname}:{port}"
+    # imaplib's default TLS context checks no certificate: the password would go to anyone.
+    context = ssl.create_default_context()
+    client = None
     try:
         if parts.scheme == "imaps":
-            client = imaplib.IMAP4_SSL(parts.hostname, parts.port or 993)
+            client = imaplib.IMAP4_SSL(parts.hostname, port, ssl_context=context, timeout=timeout)
         else:
-            client = imaplib.IMAP4(parts.hostname, parts.port or 143)
-            client.starttls()
-        client.login(unquote(parts.username), password)
-        client.select(unquote(parts.path.strip("/")) or "INBOX", readonly=True)
-        _, data = client.search(None, "ALL")
-        for number in data[0].split():
-            _, fetched = client.fetch(number, "(BODY.PEEK[])")
-            for item in fetched:
-                if isinstance(item, tuple):
-                    yield item[1]
-        client.logout()
+            client = imaplib.IMAP4(parts.hostname, port, timeout=timeout)
+            if "STARTTLS" not in client.capabilities:
+                raise NewsletterError(f"{server}: the IMAP server offers no STARTTLS, and the password is"
+                                      " never sent in clear", hint="use imaps:// if it has implicit TLS")
+            client.starttls(ssl_context=context)
+        try:
+            if f"{user}{password}".isascii():
+                client.login(user, password)
+            else:  # LOGIN is ASCII only; SASL PLAIN carries UTF-8
+                client.authenticate("PLAIN", lambda _: f"\0{user}\0{password}".encode())
+        except imaplib.IMAP4.error as e:
+            raise NewsletterError(f"{server}: IMAP login refused for {user} ({_said(e).rstrip('.')});"
+                                  f" check {IMAP_PASSWORD}") from None
+        status, said = client.select(_mailbox_name(folder), readonly=True)
+        if status != "OK":
+            raise NewsletterError(f"{server}: no IMAP mailbox {folder!r} for {user} ({_said(said[-1]).rstrip('.')})")
+    except ssl.SSLCertVerificationError as e:
+        _close(client)
+        raise NewsletterError(f"{server}: the IMAP server's certificate is not trusted ({e.verify_message})",
+                              hint="for a private CA, point SSL_CERT_FILE at its certificate") from None
     except (OSError, imaplib.IMAP4.error) as e:
-        raise NewsletterError(f"{parts.hostname}: IMAP failed ({e})") from None
+        _close(client)
+        raise NewsletterError(f"{server}: IMAP failed ({_said(e)})") from None
+    except NewsletterError:
+        _close(client)
+        raise
+    return _imap_messages(client, server)
+
+
+def _imap_messages(client, server: str) -> Iterator[bytes]:
+    import imaplib
+
+    try:
+        status, found = client.uid("SEARCH", "ALL")
+        if status != "OK":
+            raise NewsletterError(f"{server}: IMAP SEARCH failed: {_said(found[-1])}")
+        uids = found[0].split() if found and found[0] else []
+        for start in range(0, len(uids), 100):  # a hundred messages a round trip
+            status, fetched = client.uid("FETCH", b",".join(uids[start:start + 100]).decode(), "(BODY.PEEK[])")
+            if status != "OK":
+                raise NewsletterError(f"{server}: IMAP FETCH failed: {_said(fetched[-1])}")
+            yield from (item[1] for item in fetched if isinstance(item, tuple))
+    except (OSError, imaplib.IMAP4.error) as e:
+        raise NewsletterError(f"{server}: IMAP failed while reading ({_said(e)})") from None
+    finally:
+        _close(client)
+
+
+def _mailbox_name(name: str) -> str:
+    """``name`` as an IMAP quoted string in modified UTF-7 (RFC 3501 5.1.3): imaplib
+    sends arguments as they are, so "Returned mail" or "Rückläufer" would be refused."""
+    import base64
+    import re
+
+    def encode(run: re.Match) -> str:
+        return "&" + base64.b64encode(run.group().encode("utf-16-be")).decode().rstrip("=").replace("/", ",") + "-"
+
+    text = re.sub(r"[^ -~]+", encode, name.replace("&", "&-"))
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _said(error: object) -> str:
+    """What the server said, as text (imaplib keeps its replies as bytes, or their repr)."""
+    if isinstance(error, OSError):  # its args[0] is the errno
+        return error.strerror or str(error)
+    text = error.args[0] if isinstance(error, Exception) and error.args else error
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return text[2:-1] if text[:2] in ("b'", 'b"') and text[-1:] in ("'", '"') else text
+
+
+def _close(client) -> None:
+    if client is not None:
+        try:
+            client.logout()
+        except Exception:  # the connection is already gone: nothing to log out of
+            pass
 
 
 # -- acting on the store -------------------------------------------------------------

@@ -38,20 +38,27 @@ class Inbound(NamedTuple):
 
 
 def message_key(raw: bytes, message: Message) -> str:
-    """What identifies a message across runs: its Message-ID, else a hash of its bytes."""
+    """What identifies a message across runs: its Message-ID, else a hash of its bytes
+    with CRLF line ends (a Maildir file has LF, the same message over IMAP has CRLF)."""
     ident = (message.get("Message-ID") or "").strip()
-    return f"mid:{ident}" if ident else "sha256:" + hashlib.sha256(raw).hexdigest()
+    return f"mid:{ident}" if ident else "sha256:" + hashlib.sha256(re.sub(rb"\r?\n", b"\r\n", raw)).hexdigest()
 
 
 def verp_tokens(message: Message, bounce_address: str | None) -> tuple[str, ...]:
-    """The tokens of ``bounces+<token>@domain`` among the addresses the message came to."""
+    """The tokens of ``bounces+<token>@domain`` among the addresses the message came to,
+    then in the envelope sender of the original it reports on (its quoted Return-Path, an
+    ARF report's Original-Mail-From), for reports sent to an address that is not VERP."""
     if not bounce_address:
         return ()
     local, _, domain = bounce_address.lower().rpartition("@")
     pattern = re.compile(rf"\b{re.escape(local)}\+([a-z0-9]+)@{re.escape(domain)}\b", re.I)
+    places = [(message, name) for name in (*_RECIPIENT_HEADERS, "Return-Path")]
+    places += [(original, "Return-Path") for original in _headers_of(message)]
+    report = _feedback(message)
+    places += [(report, "Original-Mail-From")] if report is not None else []
     found: list[str] = []
-    for name in (*_RECIPIENT_HEADERS, "Return-Path"):
-        for value in message.get_all(name) or []:
+    for headers, name in places:
+        for value in headers.get_all(name) or []:
             found += [m.lower() for m in pattern.findall(str(value)) if m.lower() not in found]
     return tuple(found)
 
@@ -80,6 +87,16 @@ def _headers_of(message: Message) -> list[Message]:
             payload = part.get_payload(decode=True) or b""
             found.append(email.message_from_bytes(payload, policy=policy.compat32))
     return found
+
+
+def _recipient_reports(message: Message) -> list[Message]:
+    """The per-recipient field blocks (Action, Status) of a DSN's message/delivery-status."""
+    for part in message.walk():
+        if part.get_content_type() == "message/delivery-status":
+            blocks = part.get_payload()  # the parser reads each block of fields as a message
+            if isinstance(blocks, list):
+                return [b for b in blocks[1:] if isinstance(b, Message)]  # blocks[0]: per-message fields
+    return []
 
 
 def _feedback(message: Message) -> Message | None:
@@ -120,11 +137,18 @@ def classify(raw: bytes, bounce_address: str | None = None, unsubscribe_mailto: 
             sender = parseaddr(message.get("From", ""))[1]
             return Inbound(key, "unsubscribe", (sender,) if sender else (), (), issue, "mailto unsubscribe request")
 
+    reports = _recipient_reports(message)
+    actions = {str(r.get("Action", "")).strip().lower() for r in reports}
+    if reports and actions <= {"delivered", "relayed", "expanded"}:  # a success notice (NOTIFY=SUCCESS)
+        return Inbound(key, "ignored", (), tokens, issue, f"delivery report ({', '.join(sorted(actions))})")
     try:
         temporary, permanent = all_failures(message)
     except Exception:  # a detector that chokes on a strange message: fall back on VERP
         temporary, permanent = frozenset(), frozenset()
-    status = _STATUS.search(text)
+    # The DSN's own Status field of a failed (else delayed) recipient; else a code in the text.
+    statuses = [str(r.get("Status", "")).strip() for action in ("failed", "delayed") for r in reports
+                if str(r.get("Action", "")).strip().lower() == action]
+    status = next((m for m in map(_STATUS.search, statuses) if m), None) or _STATUS.search(text)
     detail = status.group(0) if status else ""
     if permanent or temporary:
         kind = "hard" if permanent else "soft"
@@ -133,7 +157,9 @@ def classify(raw: bytes, bounce_address: str | None = None, unsubscribe_mailto: 
                        detail or ("permanent failure" if permanent else "temporary failure"))
     looks_like_bounce = (message.get_param("report-type", "", "content-type") == "delivery-status"
                          or bool(_BOUNCE_HINTS.search(f"{message.get('From', '')} {subject}")))
-    if tokens and looks_like_bounce:  # the DSN names nobody we can read; its VERP address does
-        kind = "soft" if status and status.group(1) == "4" else "hard" if status else "soft"
+    if tokens and looks_like_bounce and not (status and status.group(1) == "2"):
+        # The DSN names nobody we can read; its VERP address does.
+        kind = ("hard" if "failed" in actions else "soft" if "delayed" in actions
+                else "soft" if status is None or status.group(1) == "4" else "hard")
         return Inbound(key, kind, (), tokens, issue, detail or "bounce with no status code (VERP)")
     return Inbound(key, "ignored", (), tokens, issue, subject[:120])

@@ -1,6 +1,9 @@
-"""VERP envelope senders on a real send, and `newsletter bounces` over hand-written
-DSNs (Postfix, Exim, Gmail, Outlook), an ARF complaint, a mailto unsubscribe and a
-bounce that names nobody but its VERP address, from a Maildir and an mbox."""
+"""VERP envelope senders on a real send, and `newsletter bounces` over DSNs written in the
+formats of Postfix, Exim, Gmail and Outlook, real ones a Postfix made (tools/
+make_postfix_dsn.py: an unknown local user, an unknown virtual one, a delay notice, a
+success notice), an ARF complaint, a mailto unsubscribe and a bounce that names nobody
+but its VERP address, from a Maildir and an mbox. IMAP: test_bounces_imap.py; a live
+Postfix bounce: test_bounces_postfix.py."""
 
 from __future__ import annotations
 
@@ -21,7 +24,12 @@ pytest.importorskip("flufl.bounce")
 
 INBOUND = Path(__file__).resolve().parent.parent / "data" / "inbound"
 PEOPLE = ("ada@example.com", "bob@example.org", "carol@example.com", "dave@example.net", "erin@example.com",
-          "frank@example.com", "gina@example.com", "hank@example.com")
+          "frank@example.com", "gina@example.com", "hank@example.com", "ivan@example.net", "judy@example.org",
+          "kate@example.com")
+REAL = {"postfix-real-hard.eml": ("hard", "ivan@example.net", "5.1.1"),  # name: kind, reader, status
+        "postfix-real-virtual.eml": ("hard", "kate@example.com", "5.1.1"),
+        "postfix-real-delayed.eml": ("soft", "judy@example.org", "4.4.1"),
+        "postfix-real-delivered.eml": ("ignored", "hank@example.com", "")}
 LIST = list_id("Test Weekly", "news@example.com")
 
 
@@ -84,18 +92,33 @@ def test_each_fixture_is_understood(name, kind, address) -> None:
         assert found.issue == 33
 
 
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_postfix_reports_name_the_reader_the_status_and_the_verp_address(name) -> None:
+    kind, reader, status = REAL[name]
+    found = classify((INBOUND / name).read_bytes(), "bounces@example.com", "unsubscribe@example.com")
+    assert found.kind == kind
+    assert found.addresses == ((reader,) if kind != "ignored" else ())  # a success notice names nobody to act on
+    assert found.verp == (verp_token(b"test-secret-do-not-use", LIST, reader),)  # its Delivered-To: bounces+<token>@
+    assert found.issue == 33
+    assert found.detail == (status or "delivery report (delivered)")  # from the DSN's Status field
+
 def test_bounces_from_a_maildir_change_each_subscriber_once(readers, tmp_path) -> None:
     folder = maildir(tmp_path, *sorted(p.name for p in INBOUND.glob("*.eml")))
     result = readers.run("bounces", "--maildir", str(folder))
     assert result.exit_code == 0, result.output
-    assert "Read 8 message(s): 4 hard bounce(s), 1 soft, 1 complaint(s), 1 unsubscribe request(s), 1 other" \
+    assert "Read 12 message(s): 6 hard bounce(s), 2 soft, 1 complaint(s), 1 unsubscribe request(s), 2 other" \
         in result.output
     assert statuses(readers) == {"ada@example.com": "bounced", "bob@example.org": "bounced",
                                  "carol@example.com": "subscribed", "dave@example.net": "bounced",
                                  "erin@example.com": "unsubscribed", "frank@example.com": "unsubscribed",
-                                 "gina@example.com": "bounced", "hank@example.com": "subscribed"}
+                                 "gina@example.com": "bounced", "hank@example.com": "subscribed",
+                                 "ivan@example.net": "bounced", "judy@example.org": "subscribed",
+                                 "kate@example.com": "bounced"}
     assert "gina@example.com: bounced (5.2.1)" in result.output  # named by its VERP address alone
+    assert "ivan@example.net: bounced (5.1.1)" in result.output  # a real Postfix DSN
     assert "carol@example.com: soft bounce 1 of 2" in result.output
+    assert "judy@example.org: soft bounce 1 of 2" in result.output
+    assert "hank@example.com" not in result.output  # delivered: a success notice changes nothing
     store = Store(readers.settings.subscribers)
     try:
         assert store.events("erin@example.com")[-1][1:3] == ("unsubscribed", "complaint")
@@ -105,7 +128,7 @@ def test_bounces_from_a_maildir_change_each_subscriber_once(readers, tmp_path) -
         store.close()
 
     again = readers.run("bounces", "--maildir", str(folder))  # rerun: nothing processed twice
-    assert again.exit_code == 0 and "8 seen before" in again.output and "No subscriber changed." in again.output
+    assert again.exit_code == 0 and "12 seen before" in again.output and "No subscriber changed." in again.output
 
 
 def test_soft_bounces_count_across_issues_not_within_one(readers, tmp_path) -> None:
@@ -129,6 +152,33 @@ def test_bounces_from_an_mbox(readers, tmp_path) -> None:
     result = readers.run("bounces", "--mbox", str(tmp_path / "bounces.mbox"))
     assert result.exit_code == 0, result.output
     assert statuses(readers)["ada@example.com"] == "bounced"
+    assert statuses(readers)["erin@example.com"] == "unsubscribed"
+
+
+def test_a_message_without_message_id_is_the_same_message_whatever_its_line_ends(readers, tmp_path) -> None:
+    delayed = (INBOUND / "postfix-real-delayed.eml").read_bytes()
+    raw = b"".join(line for line in delayed.splitlines(keepends=True) if not line.startswith(b"Message-Id:"))
+    lf, crlf = (classify(r, "bounces@example.com") for r in (raw, raw.replace(b"\n", b"\r\n")))
+    assert lf.id == crlf.id and lf.id.startswith("sha256:")
+    box = mailbox.mbox(str(tmp_path / "bounces.mbox"))  # read back with CRLF
+    box.add(raw)
+    box.flush()
+    first = readers.run("bounces", "--mbox", str(tmp_path / "bounces.mbox"))
+    assert "judy@example.org: soft bounce 1 of 2" in first.output
+    again = readers.run("bounces", "--maildir", str(maildir(tmp_path, extra={"x": raw})))  # LF, as written
+    assert "1 seen before" in again.output and "No subscriber changed." in again.output
+
+
+def test_a_complaint_to_a_plain_address_with_the_reader_redacted_is_matched_by_verp(readers, tmp_path) -> None:
+    # Feedback loops send reports to a fixed address and may redact the reader: the
+    # original's Return-Path (and the report's Original-Mail-From) still hold the VERP token.
+    raw = (INBOUND / "arf-complaint.eml").read_bytes()
+    raw = raw.replace(b"Delivered-To: bounces+gf4xemecgiir3hwc@", b"Delivered-To: fbl@")
+    raw = raw.replace(b"To: bounces+gf4xemecgiir3hwc@", b"To: fbl@").replace(b"Erin <erin@example.com>", b"redacted")
+    assert b"erin@example.com" not in raw
+    result = readers.run("bounces", "--maildir", str(maildir(tmp_path, extra={"x": raw})))
+    assert result.exit_code == 0, result.output
+    assert "erin@example.com: unsubscribed (feedback report (abuse)" in result.output
     assert statuses(readers)["erin@example.com"] == "unsubscribed"
 
 
