@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test lint bench demo demo-stop browser smtp-sink wrk clean golden
+.PHONY: install test lint bench demo demo-stop browser postgres smtp-sink wrk clean golden
 
 install: $(STAMP)
 
@@ -24,14 +24,26 @@ browser:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+# Debian's PostgreSQL server (15 on Debian 12, 17 on 13) for the store tests on PostgreSQL: the
+# package only, with no cluster of its own; the tests start a throwaway one (tests/pg.py).
+# Should it fail to install, those tests are skipped and say why.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  $(SUDO) mkdir -p /etc/postgresql-common/createcluster.d && \
+	  echo "create_main_cluster = false" | $(SUDO) tee /etc/postgresql-common/createcluster.d/newsletter.conf >/dev/null && \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null || \
+	  echo "make postgres: could not install postgresql; the PostgreSQL tests will be skipped"; }
+
+test: install browser postgres smtp-sink
 	$(PY) -m compileall -q newsletter
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check newsletter tests bench tools
 
-# Postfix's smtp-sink for the send benchmark (the package only; Postfix is never started).
+# Debian's postfix: smtp-sink for the send benchmark, and a private, throwaway instance
+# the bounce tests start (tools/make_postfix_dsn.py); the system's Postfix is never configured or started.
 smtp-sink:
 	@[ -x /usr/sbin/smtp-sink ] || { echo "postfix postfix/main_mailer_type select No configuration" | \
 	  $(SUDO) debconf-set-selections && $(SUDO) apt-get update -qq && \

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pg import pg_server, pg_url, store_target  # noqa: F401 (PostgreSQL fixtures: see tests/pg.py)
 from support import Workspace
 
 
