@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import smtplib
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -131,23 +132,29 @@ class Connection:
             local = (self.smtp.host, self.smtp.port) == ("127.0.0.1", 8025)  # no `smtp:` settings
             hint = ("nothing listens there: `newsletter capture` runs a local server that keeps what it gets"
                     if local else "check `smtp:` in newsletter.yaml (host, port, security) and that the relay is up")
+            if isinstance(e, ssl.SSLCertVerificationError):
+                hint = "the relay's certificate is not trusted here; for a private CA set SSL_CERT_FILE=ca.pem"
             raise NewsletterError(f"{self.where}: cannot connect ({e})", hint=hint) from None
 
     def _connect(self) -> None:
-        """yagmail opens the connection (SSL or STARTTLS), greets with our name, logs in."""
+        """yagmail opens the connection (SSL or STARTTLS), greets with our name, logs in.
+        The relay's certificate is verified (smtplib does not by default): the password and
+        every reader's address go over this connection."""
         import yagmail
 
+        tls = ssl.create_default_context() if self.smtp.security != "none" else None
         client = yagmail.SMTP(
             user=self.smtp.username or self.sender,
             password=self.password,
             host=self.smtp.host,
             port=self.smtp.port,
             smtp_ssl=self.smtp.security == "ssl",
-            smtp_starttls=self.smtp.security == "starttls",
+            smtp_starttls={"context": tls} if self.smtp.security == "starttls" else False,
             smtp_skip_login=not self.smtp.username,
             soft_email_validation=False,
             timeout=self.smtp.timeout,
             local_hostname=self.helo,
+            **({"context": tls} if self.smtp.security == "ssl" else {}),
         )
         try:
             client.login()

@@ -62,3 +62,40 @@ def test_a_username_without_a_password_is_a_clear_error(authed, auth_smtp, monke
     assert result.exit_code == 1
     assert result.stderr.startswith(f"no SMTP password for {USER}: set NEWSLETTER_SMTP_PASSWORD")
     assert auth_smtp.messages == []
+
+
+@pytest.fixture(params=["starttls", "ssl"])
+def tls_smtp(request, tmp_path):
+    """A relay with a certificate from a CA made here: STARTTLS (required), or TLS from
+    the first byte."""
+    import ssl
+
+    from support import make_certificates
+
+    ca, cert, key = make_certificates(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    recorder = SmtpRecorder()
+    extra = ({"tls_context": context, "require_starttls": True} if request.param == "starttls"
+             else {"ssl_context": context})
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), **extra)
+    controller.start()
+    recorder.port, recorder.security, recorder.ca = controller.port, request.param, ca
+    yield recorder
+    controller.stop()
+
+
+def test_the_relays_certificate_is_verified(ws, tls_smtp, secret, monkeypatch) -> None:
+    ws.configure(extra=smtp_config(tls_smtp.port, security=tls_smtp.security))
+    ws.issue("033.yaml", number=33)
+    ws.run("subscribers", "add", "ada@example.com")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ws.root / "nowhere.pem"))  # trust nothing: the CA is unknown
+    refused = ws.run("send", "--yes", "issues/033.yaml")
+    assert refused.exit_code == 1 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr, refused.output
+    assert "SSL_CERT_FILE" in refused.stderr and "Traceback" not in refused.output
+    assert tls_smtp.messages == []
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_smtp.ca))  # the relay's CA, trusted
+    sent = ws.run("send", "--yes", "issues/033.yaml")
+    assert sent.exit_code == 0, sent.output
+    assert [rcpt for rcpt, _ in tls_smtp.messages] == ["ada@example.com"]
