@@ -145,6 +145,30 @@ def init(folder: Path, name: str) -> None:
     click.echo(f"Fill in {folder / 'newsletter.yaml'}, then `cd {folder}` and `newsletter new`.", err=True)
 
 
+@click.command("import-archive")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.pass_context
+def import_archive(ctx: click.Context, source: Path) -> None:
+    """Turn past issues written in Markdown (one .md file an issue) into issue files in issues/.
+
+    SOURCE is a folder of .md files, or one. Everything is checked first: an error in any
+    file writes nothing (exit 1). Existing issue files are never overwritten.
+    """
+    from newsletter.authoring.importarchive import import_archive as run
+
+    done = run(settings_of(ctx), source, str(source))
+    for line in [*map(str, done.warnings), *done.skipped]:
+        click.echo(line, err=True)
+    for path in done.written:
+        click.echo(str(path))
+    summary = f"{len(done.written)} issue(s) written to issues/, {done.images} image(s) copied"
+    summary += f", {len(done.skipped)} file(s) skipped" if done.skipped else ""
+    if done.unnamed:
+        summary += (f"; {done.unnamed} arXiv item(s) have no paper title: `newsletter enrich` on their issues "
+                    "fills the papers")
+    click.echo(summary, err=True)
+
+
 @click.command()
 def schema() -> None:
     """Print the issue format as JSON Schema (for editors)."""
