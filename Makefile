@@ -63,6 +63,7 @@ bench: install browser smtp-sink wrk
 	$(PY) bench/bench_preview.py || status=1; echo; \
 	NEWSLETTER_SECRET=bench-secret $(PY) bench/bench_send.py || status=1; echo; \
 	$(PY) bench/bench_subscribers.py || status=1; echo; \
+	$(PY) bench/bench_stats.py || status=1; echo; \
 	$(PY) bench/bench_web.py || status=1; echo; \
 	$(PY) bench/bench_archive.py || status=1; echo; \
 	$(PY) bench/bench_enrich.py || status=1; \

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli import authoring, deliverability, mailing, subscribers, web
+from newsletter.cli import authoring, deliverability, mailing, stats, subscribers, web
 from newsletter.cli.base import Group
 
 
@@ -23,8 +23,8 @@ def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 
 for _command in (authoring.init, authoring.check, authoring.build, authoring.new, authoring.enrich,
-                 authoring.schema,
+                 authoring.schema, authoring.import_archive,
                  web.preview, web.archive, web.serve, web.publish,
                  subscribers.subscribers, mailing.send, mailing.status, mailing.schedule, mailing.journal_group,
-                 mailing.capture, deliverability.bounces, deliverability.doctor):
+                 mailing.capture, deliverability.bounces, deliverability.doctor, stats.stats):
     main.add_command(_command)
