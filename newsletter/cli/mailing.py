@@ -25,17 +25,22 @@ from newsletter.cli.base import settings_of
 @click.option("--retry-unknown", is_flag=True, help="Resend messages whose fate a crash left unknown.")
 @click.option("--retry-failed", is_flag=True, help="Resend messages that failed for reasons other than a bad address.")
 @click.option("--include-new", is_flag=True, help="Also send to those who subscribed since the first run.")
+@click.option("--where", metavar="EXPR", help="Send to the subscribers EXPR matches (lang = 'zh' and 'ml' in tags)"
+              " who do not have this issue yet; a later --where adds another segment, nobody twice.")
 @click.pass_context
 def send(ctx: click.Context, issue: Path | None, at: str | None, due: bool, test_address: str | None,
          dry_dir: Path | None, limit: int | None, yes: bool, retry_unknown: bool, retry_failed: bool,
-         include_new: bool) -> None:
+         include_new: bool, where: str | None) -> None:
     """Send ISSUE to every subscriber, each once, resuming where a previous run stopped."""
     from newsletter.mailing import send as sending
 
     gc.enable()
     if test_address and dry_dir:
         raise click.UsageError("--test and --dry-run do not go together")
-    others = test_address or dry_dir or limit or retry_unknown or retry_failed or include_new
+    if where is not None and (test_address or include_new):
+        raise click.UsageError(f"--where does not go with {'--test' if test_address else '--include-new'}: --where"
+                               " already adds the segment's readers who do not have the issue yet")
+    others = test_address or dry_dir or limit or retry_unknown or retry_failed or include_new or where is not None
     if due and (issue or at or others):
         raise click.UsageError("--due takes no ISSUE and no other option")
     if at and others:
@@ -43,6 +48,7 @@ def send(ctx: click.Context, issue: Path | None, at: str | None, due: bool, test
     if not due and issue is None:
         raise click.UsageError("Missing argument 'ISSUE'.")
     settings = settings_of(ctx)
+    segment = _segment(where, settings)  # a bad expression stops us before anything is rendered
     if due:
         _send_due(settings)
         return
@@ -54,13 +60,13 @@ def send(ctx: click.Context, issue: Path | None, at: str | None, due: bool, test
         click.echo(f"Test copy to {test_address}: {delivery.status} ({delivery.detail})")
         sys.exit(0 if delivery.status == "sent" else 3)
     if dry_dir:
-        count = sending.dry_run(issue, settings, dry_dir, str(issue), limit)
+        count = sending.dry_run(issue, settings, dry_dir, str(issue), limit, segment)
         click.echo(f"Wrote {count} message(s) to {dry_dir}/; nothing was sent.")
         return
     progress = _progress_bar() if sys.stderr.isatty() else None
     report = sending.send_issue(issue, settings, str(issue), limit=limit, retry_unknown=retry_unknown,
                                 retry_failed=retry_failed, include_new=include_new,
-                                confirm=None if yes else _ask, progress=progress)
+                                confirm=None if yes else _ask, progress=progress, where=segment)
     if progress:
         click.echo(err=True)
     _print_report(report)
@@ -76,6 +82,24 @@ def send(ctx: click.Context, issue: Path | None, at: str | None, due: bool, test
     if report.counts["pending"] and limit is None:
         click.echo(f"{report.counts['pending']} recipient(s) left pending.", err=True)  # why the exit is 1
         sys.exit(1)
+
+
+def _segment(where: str | None, settings):
+    """The parsed --where (None without one), with a warning for a field no one has."""
+    if where is None:
+        return None
+    from newsletter.cli.subscribers import warn_unknown_fields
+    from newsletter.mailing.segments import parse
+    from newsletter.mailing.store import Store
+
+    segment = parse(where)
+    if segment.fields:
+        store = Store(settings.subscribers)
+        try:
+            warn_unknown_fields(segment, store.field_names())
+        finally:
+            store.close()
+    return segment
 
 
 def _schedule(settings, issue: Path, at: str) -> None:
@@ -175,6 +199,11 @@ def status(ctx: click.Context, issue: Path) -> None:
     try:
         counts = journal.counts()
         click.echo(f"Issue {number}: " + ", ".join(f"{counts[s]} {s}" for s in STATES))
+        for part in journal.audience():  # how the audience was put together, segment by segment
+            what = f'--where "{part["where"]}"' if part["where"] else {
+                "first run": "everyone subscribed", "--include-new": "--include-new"}[part["how"]]
+            first = "first run, " if part["how"] == "first run" else ""
+            click.echo(f"Audience: {first}{what}: {part['added']} reader(s), {part['at'][:16].replace('T', ' ')} UTC")
         if (who := journal.running()) is not None:
             click.echo(f"Being sent now by {who}.")
         for row in listing(settings, number):

@@ -1,8 +1,9 @@
 """Read a subscribers CSV (a header row with ``email``; ``name``, ``status``,
-``created_at``, ``updated_at`` and any other columns optional), checking every row: a bad
-address, status or date, a repeated row, or a line break or control character in a value
-is reported with its line and the row is skipped. What ``subscribers list`` writes reads
-back as it was: status, dates, fields, and cells it defused for spreadsheets.
+``created_at``, ``updated_at``, ``tags`` and any other columns optional), or another
+service's export (``services``), checking every row: a bad address, status or date, a
+repeated row, or a line break or control character in a value is reported with its line
+and the row is skipped. What ``subscribers list`` writes reads back as it was: status,
+dates, tags, fields, and cells it defused for spreadsheets.
 
 The file is streamed: neither its text nor its rows are held, so a million rows take
 as little memory as ten (the addresses already read live in a temporary SQLite file).
@@ -20,13 +21,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from newsletter.errors import Location, NewsletterError, Problem
-from newsletter.mailing.store import STATUSES
+from newsletter.mailing.services import CONTROL as _CONTROL
+from newsletter.mailing.services import Plan, check_tags, full_name, metadata, plan
 from newsletter.source import unreadable
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-# Columns that `list` writes and `import` reads as what they are, never as personal fields.
-RESERVED = frozenset(("email", "name", "status", "created_at", "updated_at", "tags"))
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A time as Go prints it (listmonk): 2021-03-04 10:11:12.5 +0530 IST: the offset is kept,
+# without the space before it, and the zone's name goes.
+_GO_ZONE = re.compile(r" ([+-]\d\d:?\d\d)(?: [A-Za-z]{1,6})?$")
 
 # A plain address: an ASCII dot-atom before the @ (RFC 5322 atext, as email_validator's
 # DOT_ATOM_TEXT), and a host name whose labels are letters, digits and inner hyphens,
@@ -45,6 +46,8 @@ class Row(NamedTuple):
     status: str = "subscribed"
     created_at: str | None = None  # ISO 8601 in UTC, as the store keeps it; None: now
     updated_at: str | None = None
+    tags: tuple[str, ...] = ()
+    consent: str = ""  # what the service recorded of the sign-up, for the consent record
 
 
 # A cell starting with = + - @ runs as a formula in a spreadsheet: `list` writes a ' before
@@ -72,7 +75,7 @@ def check_time(text: str, column: str) -> str | None:
     if not text:
         return None
     try:
-        when = dt.datetime.fromisoformat(text.removesuffix(" UTC"))
+        when = dt.datetime.fromisoformat(_GO_ZONE.sub(r"\1", text).removesuffix(" UTC"))
     except ValueError:
         raise NewsletterError(f"the {column} value {text!r} is not a date and time "
                               "(like 2021-10-10 or 2021-10-10T09:30:00+00:00)") from None
@@ -131,9 +134,10 @@ def check_name(name: str) -> str:
 class CsvRows:
     """An open subscribers CSV. Opening checks the header row; iterating yields, in file
     order, a Row for every good line and a Problem for every bad one. Use it in a
-    ``with`` block (it holds the file and a temporary index of addresses)."""
+    ``with`` block (it holds the file and a temporary index of addresses). ``service``
+    reads another service's export (see ``services``); ``mapping`` is --map's."""
 
-    def __init__(self, path: Path, display: str):
+    def __init__(self, path: Path, display: str, service: str | None = None, mapping: dict[str, str] | None = None):
         self.path, self.display = path, display
         try:
             self.file = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed by close())
@@ -142,36 +146,25 @@ class CsvRows:
         self.reader = csv.reader(self.file)
         try:
             self.columns = self._header()
+            try:
+                self.plan: Plan = plan(self.columns, service, mapping, path.name)
+            except NewsletterError as e:
+                raise NewsletterError(f"{display}:1: {e.message}", hint=e.hint) from None
         except BaseException:
             self.file.close()
             raise
-        # Where each value is, worked out once; of repeated columns the last one wins, and
-        # an absent one is past the end of every row.
-        lowered = [c.lower() for c in self.columns]
-        self.email_at, self.name_at, self.status_at, self.created_at, self.updated_at = (
-            max((i for i, low in enumerate(lowered) if low == name), default=len(lowered))
-            for name in ("email", "name", "status", "created_at", "updated_at"))
-        # Reserved names are never personal fields (`tags` is ignored: there are no tags).
-        self.fields_at = [(c, i) for i, c in enumerate(self.columns) if lowered[i] not in RESERVED]
+        self.source = f" ({service})" if service else ""
+        self.left_out = 0  # rows that are no one (a service's placeholders), not imported
         self.seen = _Seen()
 
     def _header(self) -> list[str]:
         try:
-            columns = [c.strip() for c in self._next()]
+            return [c.strip() for c in self._next()]
         except StopIteration:
             raise NewsletterError(
                 f"{self.display}: the file is empty; it needs a header row with an 'email' column") from None
         except csv.Error as e:
             raise NewsletterError(f"{self.display}:1: not a CSV header row ({e})") from None
-        lowered = [c.lower() for c in columns]
-        if "email" not in lowered:
-            raise NewsletterError(
-                f"{self.display}:1: the header row has no 'email' column (it has: {', '.join(columns)})")
-        bad = [c for c in columns if c.lower() not in RESERVED and not _FIELD_NAME.fullmatch(c)]
-        if bad:
-            raise NewsletterError(f"{self.display}:1: column names must be letters, digits and _ "
-                                  f"(usable in layouts), not {bad[0]!r}")
-        return columns
 
     def __enter__(self) -> CsvRows:
         return self
@@ -195,7 +188,9 @@ class CsvRows:
                 return
             if not any(v.strip() for v in values):
                 continue  # blank lines are not rows
-            yield self._row(start, values)
+            row = self._row(start, values)
+            if row is not None:
+                yield row
 
     def _next(self) -> list[str]:
         try:
@@ -204,32 +199,50 @@ class CsvRows:
             raise NewsletterError(f"{self.display}: is not UTF-8 text (invalid byte at offset "
                                   f"{_bad_byte(self.path)}); save it as UTF-8") from None
 
-    def _row(self, line: int, values: list[str]) -> Row | Problem:
-        count = len(values)  # a short row leaves the last columns out
-        if count > len(self.columns):
-            return Problem(Location(self.display, line), f"{count} values for {len(self.columns)} columns")
+    def _row(self, line: int, values: list[str]) -> Row | Problem | None:
+        p, count = self.plan, len(values)  # a short row leaves the last columns out
+        if count > p.width:
+            return Problem(Location(self.display, line), f"{count} values for {p.width} columns")
         try:
-            email = check_address(undefuse(values[self.email_at]) if self.email_at < count else "")
-            name = check_name(undefuse(values[self.name_at]) if self.name_at < count else "")
-            fields = {}
-            for column, i in self.fields_at:
+            email = check_address(undefuse(values[p.email]) if p.email < count else "")
+            if p.left_out and email.lower().endswith(p.left_out):
+                self.left_out += 1
+                return None
+            name = check_name(undefuse(values[p.name]) if p.name < count else "")
+            fields = metadata(values[p.metadata]) if p.metadata < count else {}
+            for column, i in p.fields:
                 if i < count:
                     if _CONTROL.search(values[i]):
                         raise NewsletterError(f"the {column} value holds a line break or control character")
                     fields[column] = undefuse(values[i].strip())
-            status = values[self.status_at].strip().lower() if self.status_at < count else ""
-            if status not in STATUSES:
-                if status:
-                    raise NewsletterError(f"the status {status!r} is not one of {', '.join(STATUSES)}")
-                status = "subscribed"  # an empty cell, like no status column: the file's consent
-            created = check_time(values[self.created_at], "created_at") if self.created_at < count else None
-            updated = check_time(values[self.updated_at], "updated_at") if self.updated_at < count else None
+            if not name and ("first_name" in fields or "last_name" in fields):  # a column or metadata
+                name = check_name(full_name(fields.get("first_name", ""), fields.get("last_name", "")))
+            status = p.file_status or self._status(values[p.status].strip().lower() if p.status < count else "")
+            created = None
+            for i in p.created_at:  # the first with a value (Mailchimp: OPTIN_TIME, else CONFIRM_TIME)
+                if i < count and values[i].strip():
+                    created = check_time(values[i], "created_at")
+                    break
+            updated = check_time(values[p.updated_at], "updated_at") if p.updated_at < count else None
+            tags = check_tags(undefuse(values[p.tags])) if p.tags < count else ()
         except NewsletterError as e:
             return Problem(Location(self.display, line), e.message)
         first = self.seen.first_line(email.lower(), line)
         if first is not None:
             return Problem(Location(self.display, line), f"{email} is already on line {first}")
-        return Row(line, email, name, fields, status, created, updated)
+        consent = ""  # "opted in 2019-02-11 08:14:55 from 198.51.100.23, confirmed ..."
+        for label, i in p.consent:
+            if i < count and values[i].strip():
+                joint = " " if consent and label in ("from", "because") else ", " if consent else ""
+                consent += f"{joint}{label} {_CONTROL.sub(' ', values[i].strip())}"
+        return Row(line, email, name, fields, status, created, updated, tags,
+                   f"{p.service}: {consent}" if consent else "")
+
+    def _status(self, text: str) -> str:
+        if (status := self.plan.statuses.get(text)) is None:
+            known = ", ".join(k for k in self.plan.statuses if k)
+            raise NewsletterError(f"the status {text!r} is not one of {known}")
+        return status
 
 
 class _Seen:

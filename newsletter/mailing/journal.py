@@ -10,7 +10,9 @@ the relay accepted the recipient, before DATA), and ``sent`` once the relay took
 So a row found ``sending`` after a crash may have been delivered: it becomes
 ``unknown``, is reported, and is resent only when asked; a row still ``pending`` was
 never handed over. The first run fixes who the issue is for; reruns resume that
-audience only, unless ``--include-new``. One process sends an issue at a time.
+audience only, unless ``--include-new`` (everyone not in it yet) or ``--where`` (those
+of a segment not in it yet: segments in turn, nobody twice), each noted in
+``sends.segments``. One process sends an issue at a time.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from typing import NamedTuple
 
 from newsletter.errors import NewsletterError
 from newsletter.mailing.personalize import Recipient
-from newsletter.mailing.store import change_status, connect, now, transaction
+from newsletter.mailing.segments import Segment
+from newsletter.mailing.store import change_status, connect, now, subscriber_pages, transaction
 from newsletter.mailing.transport import Delivery
 
 STATES = ("pending", "sending", "sent", "failed", "unknown", "skipped")
 STALE_AFTER = 120.0  # seconds without a heartbeat after which another host's send is taken for dead
+# A subscribed reader not in the issue's journal yet (s: subscribers; the issue is the one parameter).
+_NEWCOMER = ("s.status = 'subscribed' AND NOT EXISTS"
+             " (SELECT 1 FROM deliveries d WHERE d.issue = ? AND d.email_key = s.email_key)")
 
 
 class Entry(NamedTuple):
@@ -62,9 +68,7 @@ class Journal:
     """The journal of one issue's send, on its own SQLite connection."""
 
     def __init__(self, path: Path, issue: int):
-        self.path = path
-        self.issue = issue
-        self.db = connect(path)
+        self.path, self.issue, self.db = path, issue, connect(path)
 
     def close(self) -> None:
         self.db.close()
@@ -103,14 +107,16 @@ class Journal:
         row = self.db.execute("SELECT audience FROM sends WHERE issue = ?", (self.issue,)).fetchone()
         return bool(row and row[0])
 
-    def plan(self, include_new: bool = False, retry_unknown: bool = False, retry_failed: bool = False) -> int:
+    def plan(self, include_new: bool = False, retry_unknown: bool = False, retry_failed: bool = False,
+             where: Segment | None = None) -> int:
         """How many messages a run with these options would send (nothing is written)."""
         count = self.pending_count()
-        if include_new or not self.started():
-            count += self.db.execute(
-                "SELECT count(*) FROM subscribers s WHERE s.status = 'subscribed' AND NOT EXISTS"
-                " (SELECT 1 FROM deliveries d WHERE d.issue = ? AND d.email_key = s.email_key)", (self.issue,),
-            ).fetchone()[0]
+        if where is not None:
+            pages = subscriber_pages(self.db, _NEWCOMER, (self.issue,))
+            count += sum(where.matches(s) for page in pages for _, s in page)
+        elif include_new or not self.started():
+            count += self.db.execute(f"SELECT count(*) FROM subscribers s WHERE {_NEWCOMER}",
+                                     (self.issue,)).fetchone()[0]
         states = ["'unknown'"] * retry_unknown + ["'failed'"] * retry_failed
         if states:
             count += self.db.execute(
@@ -120,24 +126,26 @@ class Journal:
             ).fetchone()[0]
         return count
 
-    def begin(self, include_new: bool = False, retry_unknown: bool = False, retry_failed: bool = False) -> int:
+    def begin(self, include_new: bool = False, retry_unknown: bool = False, retry_failed: bool = False,
+              where: Segment | None = None) -> int:
         """Start a run (after ``acquire``): rows a killed run left ``sending`` become
-        ``unknown``; the first run (or ``include_new``) adds the subscribers; rows whose
+        ``unknown``; the first run (or ``include_new``) adds the subscribers, ``where``
+        only those it matches, in either case those not in the journal yet; rows whose
         reader has left are settled as skipped. Returns the unknowns found."""
         pruned = self.db.execute("SELECT pruned FROM sends WHERE issue = ?", (self.issue,)).fetchone()
-        if pruned and pruned[0] and include_new:
-            raise NewsletterError(f"the journal of issue {self.issue} was pruned; --include-new could mail"
-                                  " readers it no longer remembers")
+        if pruned and pruned[0] and (include_new or where is not None):
+            option = "--where" if where else "--include-new"
+            raise NewsletterError(f"the journal of issue {self.issue} was pruned; {option} could mail readers it"
+                                  " no longer remembers")
         at = now()
         with transaction(self.db) as db:
             found = db.execute(
                 "UPDATE deliveries SET state = 'unknown', detail = 'handed to the server when the send stopped;"
                 " fate unknown', updated_at = ? WHERE issue = ? AND state = 'sending'", (at, self.issue),
             ).rowcount
-            if include_new or not self.started():
-                db.execute("INSERT OR IGNORE INTO deliveries (issue, email_key, state, updated_at)"
-                           " SELECT ?, email_key, 'pending', ? FROM subscribers WHERE status = 'subscribed'"
-                           " ORDER BY rowid", (self.issue, at))
+            first = not self.started()
+            if where is not None or include_new or first:
+                self._extend(db, at, where, "first run" if first else "--where" if where else "--include-new")
                 db.execute("UPDATE sends SET audience = 1 WHERE issue = ?", (self.issue,))
                 db.execute("INSERT OR IGNORE INTO published (issue, at, how) VALUES (?, ?, 'send')", (self.issue, at))
             if retry_unknown:
@@ -151,6 +159,30 @@ class Journal:
                        " updated_at = ? WHERE issue = ? AND state = 'pending' AND email_key IN"
                        " (SELECT email_key FROM subscribers WHERE status != 'subscribed')", (at, self.issue))
         return found
+
+    def _extend(self, db: sqlite3.Connection, at: str, where: Segment | None, how: str) -> None:
+        """Add subscribed readers not in the journal yet (``where``: in Python, never SQL); note it."""
+        if where is None:
+            added = db.execute("INSERT OR IGNORE INTO deliveries (issue, email_key, state, updated_at) SELECT ?,"
+                               " email_key, 'pending', ? FROM subscribers WHERE status = 'subscribed' ORDER BY"
+                               " rowid", (self.issue, at)).rowcount
+        else:
+            added = 0
+            for page in subscriber_pages(db, _NEWCOMER, (self.issue,)):
+                rows = [(self.issue, key, at) for key, s in page if where.matches(s)]
+                db.executemany("INSERT INTO deliveries (issue, email_key, state, updated_at)"
+                               " VALUES (?, ?, 'pending', ?)", rows)
+                added += len(rows)
+        if added or how != "--include-new":  # an --include-new that found no one is no news
+            entry = {"at": at, "how": how, "where": where.text if where else "", "added": added}
+            row = db.execute("SELECT segments FROM sends WHERE issue = ?", (self.issue,)).fetchone()
+            db.execute("UPDATE sends SET segments = ? WHERE issue = ?",
+                       (json.dumps([*json.loads(row[0]), entry], ensure_ascii=False), self.issue))
+
+    def audience(self) -> list[dict]:
+        """How the audience was put together, oldest first: {at, how, where, added}."""
+        row = self.db.execute("SELECT segments FROM sends WHERE issue = ?", (self.issue,)).fetchone()
+        return json.loads(row[0]) if row else []
 
     def pending(self, after: int, limit: int) -> list[Task]:
         """The next pending rows after rowid ``after``, in journal order (a keyset page:

@@ -135,4 +135,9 @@ MIGRATIONS = [
     CREATE INDEX clicks_by_issue ON clicks (issue, link);
     CREATE INDEX clicks_by_client ON clicks (client, at);
     """,
+    # 6: how each send's audience was put together: the first run, --include-new, and
+    # each --where segment, with when and how many readers each added.
+    """
+    ALTER TABLE sends ADD COLUMN segments TEXT NOT NULL DEFAULT '[]';  -- JSON [{at, how, where, added}]
+    """,
 ]

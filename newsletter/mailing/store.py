@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -22,7 +22,7 @@ from newsletter.errors import NewsletterError
 from newsletter.mailing.schema import MIGRATIONS
 
 STATUSES = ("subscribed", "unsubscribed", "bounced")
-
+_COLUMNS = "email, name, fields, status, created_at, updated_at, tags"
 
 
 class Subscriber(NamedTuple):
@@ -32,6 +32,7 @@ class Subscriber(NamedTuple):
     status: str
     created_at: str
     updated_at: str
+    tags: list[str] = []  # a shared default, never mutated: retag and imports build new lists
 
 
 def now() -> str:
@@ -114,27 +115,51 @@ class Store:
         self.db.close()
 
     def get(self, email: str) -> Subscriber | None:
-        row = self.db.execute(
-            "SELECT email, name, fields, status, created_at, updated_at FROM subscribers WHERE email_key = ?",
-            (email.strip().lower(),),
-        ).fetchone()
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE email_key = ?",
+                              (email.strip().lower(),)).fetchone()
         return _subscriber(row) if row else None
 
     def all(self) -> Iterator[Subscriber]:
-        rows = self.db.execute(
-            "SELECT email, name, fields, status, created_at, updated_at FROM subscribers ORDER BY created_at, email_key"
-        )
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers ORDER BY created_at, email_key")
         return map(_subscriber, rows)
 
+    def field_names(self) -> list[str]:
+        """Every personal field name in use, sorted."""
+        names = self.db.execute("SELECT DISTINCT j.key FROM subscribers, json_each(subscribers.fields) AS j")
+        return sorted(name for (name,) in names)
+
     @contextmanager
-    def listing(self) -> Iterator[tuple[list[str], Iterator[Subscriber]]]:
-        """Every field name in use, sorted, and ``all()``, from one snapshot: they agree."""
+    def listing(self) -> Iterator[tuple[list[str], bool, Iterator[Subscriber]]]:
+        """Every field name in use, whether anyone has tags, and ``all()``, from one
+        snapshot: they agree."""
         self.db.execute("BEGIN")  # a read transaction: in WAL mode writers go on meanwhile
         try:
-            names = self.db.execute("SELECT DISTINCT j.key FROM subscribers, json_each(subscribers.fields) AS j")
-            yield sorted(name for (name,) in names), self.all()
+            tagged = self.db.execute("SELECT 1 FROM subscribers WHERE tags != '[]' LIMIT 1").fetchone() is not None
+            yield self.field_names(), tagged, self.all()
         finally:
             self.db.execute("ROLLBACK")
+
+    def retag(self, tags: tuple[str, ...], add: bool, emails: Iterable[str] = (), where=None) -> tuple[int, int]:
+        """Add (or take off) ``tags`` for these addresses and, with a segment ``where``,
+        everyone it matches; one transaction. Returns (changed, matched). An unknown
+        address changes nothing and raises NewsletterError naming it."""
+        keys, changed, matched = list(dict.fromkeys(e.strip().lower() for e in emails)), 0, 0
+        folded = {t.casefold() for t in tags}
+        with self._writing("nothing was changed"):
+            found = {k: json.loads(t) for k in keys for (t,) in
+                     self.db.execute("SELECT tags FROM subscribers WHERE email_key = ?", (k,))}
+            if unknown := [k for k in keys if k not in found]:
+                raise NewsletterError(f"not in the subscriber list: {', '.join(unknown)}; nothing was changed")
+            pages = subscriber_pages(self.db) if where is not None else ()
+            # Page by page (each read whole before the next write): a million matches are never held.
+            for key, old in chain(found.items(), ((k, s.tags) for page in pages for k, s in page
+                                                  if k not in found and where.matches(s))):
+                new = merge_tags(old, tags) if add else [t for t in old if t.casefold() not in folded]
+                matched, changed = matched + 1, changed + (new != old)
+                if new != old:
+                    self.db.execute("UPDATE subscribers SET tags = ?, updated_at = ? WHERE email_key = ?",
+                                    (_json(new), now(), key))
+        return changed, matched
 
     def count(self, status: str = "subscribed") -> int:
         return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?", (status,)).fetchone()[0]
@@ -146,8 +171,8 @@ class Store:
             return self._upsert(email, name, fields or {}, source, explicit=True)
 
     def add_many(self, rows: Iterable[tuple], source: str) -> dict[str, int]:
-        """Import rows, (email, name, fields[, status, created_at, updated_at]), in one
-        transaction: all or none. No import subscribes an unsubscribed or bounced address;
+        """Import rows, (email, name, fields[, status, created_at, updated_at, tags, consent]),
+        in one transaction: all or none. No import subscribes an unsubscribed or bounced address;
         such a row unsubscribes a subscribed one. ``rows`` may be a stream: a batch is held."""
         counts = dict.fromkeys(("added", "added as unsubscribed", "added as bounced", "updated", "unchanged",
                                 "now unsubscribed", "now bounced", "kept unsubscribed", "kept bounced"), 0)
@@ -182,18 +207,22 @@ class Store:
                                   "the same command again; the subscriber list is intact") from None
 
     def _upsert(self, email: str, name: str, fields: dict[str, str], source: str, explicit: bool, at: str | None = None,
-                status: str = "subscribed", created: str | None = None, updated: str | None = None) -> str:
+                status: str = "subscribed", created: str | None = None, updated: str | None = None,
+                tags: tuple[str, ...] = (), consent: str = "") -> str:
         key, at = email.strip().lower(), at or now()
         # Insert first: a new address (most rows of an import) then costs one statement.
         if self.db.execute(
-            "INSERT INTO subscribers (email_key, email, name, fields, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
-            (key, email.strip(), name, _json(fields), status, created or at, updated or at),
+            "INSERT INTO subscribers (email_key, email, name, fields, status, created_at, updated_at, tags)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
+            (key, email.strip(), name, _json(fields), status, created or at, updated or at,
+             _json(list(tags)) if tags else "[]"),
         ).rowcount:
-            record_event(self.db, key, at, status, source, f"created_at {created}" if created else "")
+            detail = f"created_at {created}" if created else ""
+            record_event(self.db, key, at, status, source, f"{detail}; {consent}" if detail and consent else
+                         detail or consent)
             return "added" if status == "subscribed" else f"added as {status}"
-        old_status, old_name, old_fields, old_created = self.db.execute(
-            "SELECT status, name, fields, created_at FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+        old_status, old_name, old_fields, old_created, old_tags = self.db.execute(
+            "SELECT status, name, fields, created_at, tags FROM subscribers WHERE email_key = ?", (key,)).fetchone()
         if old_status != "subscribed" and not explicit:
             return f"kept {old_status}"
         if status != "subscribed":  # the file says they left, or bounced, elsewhere
@@ -201,11 +230,13 @@ class Store:
             return f"now {status}"
         merged = _json({**json.loads(old_fields), **fields})
         new_name, new_created = name or old_name, min(old_created, created or old_created)
-        if old_status == "subscribed" and (new_name, merged, new_created) == (old_name, old_fields, old_created):
+        new_tags = _json(merge_tags(json.loads(old_tags), tags)) if tags else old_tags  # an import only adds tags
+        if old_status == "subscribed" and (new_name, merged, new_created, new_tags) == (
+                old_name, old_fields, old_created, old_tags):
             return "unchanged"
         self.db.execute(
-            "UPDATE subscribers SET name = ?, fields = ?, status = 'subscribed', created_at = ?, updated_at = ?"
-            " WHERE email_key = ?", (new_name, merged, new_created, at, key))
+            "UPDATE subscribers SET name = ?, fields = ?, status = 'subscribed', created_at = ?, updated_at = ?,"
+            " tags = ? WHERE email_key = ?", (new_name, merged, new_created, at, new_tags, key))
         if old_status != "subscribed":
             record_event(self.db, key, at, "subscribed", source, f"was {old_status}")
             return "resubscribed"
@@ -243,6 +274,24 @@ _BATCH = 20_000  # rows an import sorts at a time: about 15 MB
 _json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
+def merge_tags(old: list[str], new: Iterable[str]) -> list[str]:
+    """``old`` and then those of ``new`` it lacks, compared without case."""
+    have = {t.casefold() for t in old}
+    return old + [t for t in new if t.casefold() not in have and not have.add(t.casefold())]
+
+
+def subscriber_pages(db: sqlite3.Connection, condition: str = "1", params: tuple = (),
+                     size: int = 5000) -> Iterator[list[tuple[str, Subscriber]]]:
+    """Every subscriber meeting ``condition`` (SQL written here, never user text), as pages
+    of (email_key, Subscriber) in rowid order: a keyset page costs the same anywhere, and
+    no cursor stays open while the caller writes."""
+    after = 0
+    while rows := db.execute(f"SELECT rowid, email_key, {_COLUMNS} FROM subscribers s WHERE rowid > ? AND"
+                             f" ({condition}) ORDER BY rowid LIMIT ?", (after, *params, size)).fetchall():
+        after = rows[-1][0]
+        yield [(row[1], _subscriber(row[2:])) for row in rows]
+
+
 def _subscriber(row: tuple) -> Subscriber:
-    email, name, fields, status, created, updated = row
-    return Subscriber(email, name, json.loads(fields), status, created, updated)
+    email, name, fields, status, created, updated, tags = row
+    return Subscriber(email, name, json.loads(fields), status, created, updated, json.loads(tags))
