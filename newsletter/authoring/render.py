@@ -11,8 +11,8 @@ import html
 import os
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
-from urllib.parse import quote
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import quote, urlsplit
 
 import css_inline
 import jinja2
@@ -76,6 +76,14 @@ class Rendered(NamedTuple):
         return len(self.html.encode("utf-8"))
 
 
+class Tracker(Protocol):
+    """Tracked links for a send's email and text part (``mailing.tracking.LinkBook``)."""
+
+    canary: str  # the hidden link no human clicks
+
+    def link(self, url: str, tagged: str) -> str: ...  # the redirect to ``tagged`` (``url`` with UTM)
+
+
 class Renderer:
     """Templates, Markdown and the CSS inliner, set up once for many renders."""
 
@@ -106,20 +114,23 @@ class Renderer:
         self.logo = logo_image(settings)
 
     def render(self, issue: Issue, image_url: ImageUrl | None = None, email_only: bool = False,
-               site_root: str | None = None) -> Rendered:
+               site_root: str | None = None, track: Tracker | None = None) -> Rendered:
         """Render ``issue``. A local image's ``src`` becomes ``image_url(src)`` (default:
         the path as written, for pages with the images beside them). ``email_only`` skips
         the text part and the web page (``check`` only measures the email). ``site_root``
         is the archive's root relative to the web page ("../"): its links then stay
-        within the site, wherever it is served (default: absolute, from base_url)."""
+        within the site, wherever it is served (default: absolute, from base_url). ``track``
+        (a send's): the email and its text part link through it; the web page never does."""
         marker = "NL" + os.urandom(6).hex()
         issue = issue._replace(assets=(self.logo,)) if self.logo else issue
-        context = self.context(issue, marker, image_url)
+        context = self.context(issue, marker, image_url, track)
         if site_root is not None:
             context["archive_url"] = site_root + "index.html"
             context["subscribe_url"] = site_root + "subscribe" if self.settings.base_url else None
         email_html = self.inline_css(self.compile_mjml(self.template("email.mjml", context)))
         text = "" if email_only else self.template("email.txt", context)
+        if track is not None and not email_only:
+            context = self.context(issue, marker, image_url)  # the web page links directly
         web = "" if email_only else self.template("web.html", context)
         return Rendered(issue, context["subject"], context["preheader"], email_html, text, web, marker,
                         context["labels"])
@@ -162,8 +173,10 @@ class Renderer:
         except jinja2.UndefinedError as e:
             raise NewsletterError(f"{self.settings.layouts / name}: layout error: {e.message}") from None
 
-    def context(self, issue: Issue, marker: str, image_url: ImageUrl | None = None) -> dict[str, Any]:
-        """What the layouts see: the issue, labels, settings and helper functions."""
+    def context(self, issue: Issue, marker: str, image_url: ImageUrl | None = None,
+                track: Tracker | None = None) -> dict[str, Any]:
+        """What the layouts see: the issue, labels, settings and helper functions; with
+        ``track``, the email's links go through it."""
         s = self.settings
         labels = labels_for(issue.lang, s.labels, issue.labels)
         utm = {}
@@ -175,17 +188,32 @@ class Renderer:
         # worked out once per render, however many layouts show it.
         tagged: dict[str, str] = {}
         prose: dict[tuple[str, bool], Prose] = {}
+        hrefs: dict[tuple[str, bool], list[str]] = {}  # each field's live links, as its text part shows them
+        markers = _Markers(marker)
 
         def tag(url: str) -> str:
             if url not in tagged:
                 tagged[url] = add_utm(url, utm)
             return tagged[url]
 
+        def follow(url: str) -> str:  # an http(s) link as the email gives it: tagged, tracked if asked
+            if track is None or urlsplit(url).scheme.lower() not in ("http", "https"):
+                return tag(url)
+            tracked = track.link(url, tag(url))
+            return f"{tracked}/{markers.click}" if s.tracking.per_subscriber else tracked
+
         def convert(text: str | None, inline: bool) -> Prose:
             key = (text or "", inline)
             if key not in prose:
-                prose[key] = self.md.convert(text, tag, inline)
+                hrefs[key] = []
+                prose[key] = self.md.convert(text, lambda url: hrefs[key].append(url) or follow(url), inline)
             return prose[key]
+
+        def md_text(text: str | None, inline: bool = False) -> str:
+            out = convert(text, inline).text
+            for url in hrefs[(text or "", inline)] if track is not None else ():
+                out = out.replace(f" <{url}>", f" <{follow(url)}>")
+            return out
 
         def image_src(image: Image) -> str:
             if "://" in image.src:
@@ -214,11 +242,13 @@ class Renderer:
             "joined": lambda head, tail: joined(head, tail, issue.lang),
             "postal_address": s.postal_address,
             "why": labels["why"].format(name=s.name),
-            "personal": _Markers(marker),
+            "personal": markers,
             "md": lambda text: convert(text, False).html,
             "md_inline": lambda text: convert(text, True).html,
-            "md_text": lambda text, inline=False: convert(text, inline).text,
-            "link": tag,
+            "md_text": md_text,
+            "link": follow,
+            "text_link": lambda url: url if track is None else follow(url),  # the text part: as written, or tracked
+            "canary": track.canary if track is not None else None,
             "image_src": image_src,
             "image_width": lambda image, limit=552: min(image.width or limit, limit),
             # With both attributes the reader's app reserves the space before the image

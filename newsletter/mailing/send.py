@@ -28,8 +28,10 @@ from newsletter.mailing.hosted import check_hosted
 from newsletter.mailing.importing import check_address
 from newsletter.mailing.journal import Entry, Journal
 from newsletter.mailing.personalize import MessageTemplate, Recipient, image_urls
+from newsletter.mailing.segments import Segment
 from newsletter.mailing.store import Store
 from newsletter.mailing.tokens import domain_of, secret_from_environment
+from newsletter.mailing.tracking import LinkBook, tracking_on
 from newsletter.mailing.transport import Connection, Delivery, deliver_with_retries, password_for
 
 
@@ -67,9 +69,14 @@ def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = 
     # A real send (or its dry run) also refuses placeholders and, with links.check_on_send, broken links.
     issue = check_issue(path, settings.lang, display).issue if test else check_to_send(path, settings, display)
     image_url, attach = image_urls(issue, settings, domain_of(settings.sender))
-    rendered = Renderer(settings).render(issue, image_url)
+    book = LinkBook(settings, secret, issue) if tracking_on(settings) else None  # links through serve's /c/
+    rendered = Renderer(settings).render(issue, image_url, track=book)
     if hosted:  # the images and web version the email links must answer at base_url
         check_hosted(rendered, settings)
+    if book is not None:
+        book.save()  # before the first message: every link mailed must find its URL
+        if hosted:
+            book.check_served()
     template = MessageTemplate(rendered, settings, secret, attach_images=attach, subject_prefix=subject_prefix,
                                test=test)
     if signer is not None:
@@ -90,15 +97,17 @@ def send_test(path: Path, settings: Settings, address: str, display: str) -> Del
         connection.close()
 
 
-def dry_run(path: Path, settings: Settings, out_dir: Path, display: str, limit: int | None = None) -> int:
-    """Write every subscriber's message to ``out_dir`` as .eml; send and journal nothing."""
+def dry_run(path: Path, settings: Settings, out_dir: Path, display: str, limit: int | None = None,
+            where: Segment | None = None) -> int:
+    """Write every subscriber's message (of the segment ``where``) to ``out_dir`` as .eml;
+    send and journal nothing."""
     template = prepare(path, settings, display, hosted=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.subscribers)
     written = 0
     try:
         for subscriber in store.all():
-            if subscriber.status != "subscribed":
+            if subscriber.status != "subscribed" or (where is not None and not where.matches(subscriber)):
                 continue
             if limit is not None and written >= limit:
                 break
@@ -113,14 +122,17 @@ def dry_run(path: Path, settings: Settings, out_dir: Path, display: str, limit: 
 
 def send_issue(path: Path, settings: Settings, display: str, *, limit: int | None = None,
                retry_unknown: bool = False, retry_failed: bool = False, include_new: bool = False,
-               confirm: Callable[[int, int], bool] | None = None, progress: Progress | None = None) -> Report:
+               confirm: Callable[[int, int], bool] | None = None, progress: Progress | None = None,
+               where: Segment | None = None) -> Report:
     """Send the issue to its audience: every subscriber when the first run starts (and,
-    with ``include_new``, those who came since), each at most once. ``confirm(issue,
-    count)`` is asked before anything is written; False sends nothing."""
+    with ``include_new``, those who came since; with ``where``, the segment's readers
+    not in it yet), each at most once. ``confirm(issue, count)`` is asked before
+    anything is written; False sends nothing."""
     template = prepare(path, settings, display)
     journal = Journal(settings.subscribers, template.issue)
     try:
-        return _send(journal, template, settings, limit, retry_unknown, retry_failed, include_new, confirm, progress)
+        return _send(journal, template, settings, limit, retry_unknown, retry_failed, include_new, confirm, progress,
+                     where)
     except sqlite3.Error as e:
         raise journal_error(journal, e) from None
     finally:
@@ -128,13 +140,14 @@ def send_issue(path: Path, settings: Settings, display: str, *, limit: int | Non
 
 
 def _send(journal: Journal, template: MessageTemplate, settings: Settings, limit: int | None, retry_unknown: bool,
-          retry_failed: bool, include_new: bool, confirm, progress: Progress | None) -> Report:
+          retry_failed: bool, include_new: bool, confirm, progress: Progress | None,
+          where: Segment | None = None) -> Report:
     journal.acquire()
     try:
-        planned = journal.plan(include_new, retry_unknown, retry_failed)
+        planned = journal.plan(include_new, retry_unknown, retry_failed, where)
         if confirm is not None and planned and not confirm(template.issue, min(planned, limit or planned)):
             return Report(0, 0, journal.counts(), [], [], 0, stopped=NewsletterError("nothing was sent"))
-        recovered = journal.begin(include_new, retry_unknown, retry_failed)
+        recovered = journal.begin(include_new, retry_unknown, retry_failed, where)
         todo = min(journal.pending_count(), limit if limit is not None else float("inf"))
         password = password_for(settings.smtp)
         connections = [Connection(settings.smtp, settings.sender or "", password)

@@ -9,6 +9,7 @@ the SQLite and SMTP work. The rules themselves live in ``consent``.
     POST /subscribe             email=...: queues a confirmation link (same answer for everyone)
     GET  /confirm?token=T       a page with a button; changes nothing
     POST /confirm               token=...: subscribes (same-origin only)
+    GET  /c/<id>                a tracked link: 302 to its URL, the click recorded (``clicks``)
     /...                        the static archive (rebuilt in the background: ``refresh``)
 
 Every response carries the security headers (the archive's too), and a request body is
@@ -24,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -33,10 +34,12 @@ from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.mailing.importing import check_address
 from newsletter.mailing.schedule import Scheduler
+from newsletter.web.clicks import Clicks
 from newsletter.web.consent import Consent
 from newsletter.web.guard import SecurityHeaders, same_origin
 from newsletter.web.outbox import Outbox
 from newsletter.web.refresh import Refresher
+from newsletter.web.stats import stats_routes
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -47,6 +50,7 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
     outbox = Outbox(settings, secret)
     refresher = Refresher(settings, site)  # builds the archive after the start, then keeps it current
     scheduler = Scheduler(settings)  # starts scheduled sends when due, in threads of their own
+    clicks = Clicks(settings, secret)  # records clicks from a thread, many to a transaction
     renderer = Renderer(settings)
     context = {**renderer.site_context(), "subscribe_url": "/subscribe"}
     labels = context["labels"]
@@ -112,24 +116,37 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
             return page(labels["subscribe"], labels["bad_link"], status=400)
         return page(labels["confirmed_title"], labels["confirmed"].format(email=email, name=settings.name))
 
+    async def click(request: Request) -> Response:
+        url = clicks.follow(request.path_params["rest"], request.method, _client(request),
+                            request.headers.get("user-agent", ""))
+        if url is None:  # never a redirect to anything but a URL the send stored for this link
+            return page(settings.name, labels["bad_link"], status=400)
+        # no-store: every click asks us again, and no cache keeps a reader's link
+        # (Referrer-Policy: no-referrer comes with every response: the site sees no id)
+        return Response(status_code=302, headers={"location": url, **NO_STORE})
+
     routes = [
+        Route("/c/{rest:path}", click, methods=["GET"]),  # HEAD too (Starlette), recorded as a scanner's
         Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe", unsubscribe, methods=["POST"]),
         Route("/subscribe", subscribe, methods=["POST"]),
         Route("/confirm", confirm_page, methods=["GET"]),
         Route("/confirm", confirm, methods=["POST"]),
+        *stats_routes(settings),  # /stats, /stats/<issue>: HTTP Basic, NEWSLETTER_STATS_PASSWORD (unset: 404)
         Mount("/", StaticFiles(directory=site, html=True)),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         outbox.start()
+        clicks.start()
         refresher.start()
         scheduler.start()
         yield
         scheduler.stop()
         refresher.stop()
         outbox.stop()
+        clicks.stop()  # writes the clicks still queued
         consent.close()
 
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
