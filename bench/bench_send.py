@@ -6,19 +6,22 @@
   smtplib with N threads, each sending one prebuilt message's bytes over its own
   connection. Target: at least 0.9 of the baseline for each N, median of 3.
 - Per-recipient personalization and MIME cost, in microseconds.
+- DKIM (RSA 2048, Ed25519): a send over 4 connections signed against the same send unsigned,
+  interleaved, with the sender's and the sink's CPU a message. Target: >= 0.8, median of 3.
 - Temporary failures: 2,000 readers over 2 connections to an aiosmtpd relay (its own
   process) that answers 5% of RCPTs 451 once, against the same send with no faults.
   Target: at most 1.5x, plus the backoff of the last retry, median of 3.
 - Peak memory of a fresh `newsletter send` process with 10,000 and with 1,000,000
   subscribers (each sending --limit messages to the sink). Target: under 150 MB.
 
-    .venv/bin/python bench/bench_send.py [--count 10000] [--big 1000000] [--rounds 3]
+    .venv/bin/python bench/bench_send.py [--count 10000] [--big 1000000] [--rounds 3] [--only dkim]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import smtplib
 import statistics
@@ -26,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +62,8 @@ def workspace(root: Path, port: int, name: str, connections: int = 4, **smtp) ->
     extra = "".join(f"  {k}: {v}\n" for k, v in smtp.items())
     config += (f"subscribers: subscribers.db\nlayouts: {REPO / 'layouts'}\n"
                f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n  connections: {connections}\n"
-               f"  rate: 0\n{extra}")
+               f"  rate: 0\n{extra}"
+               "links: {check_hosted: false}\n")  # the sample base_url has no server here; the sink is the point
     (folder / "newsletter.yaml").write_text(config)
     return folder / "newsletter.yaml"
 
@@ -148,13 +154,19 @@ def timed_send(config: Path, count: int) -> float:
     return elapsed
 
 
-def dkim_ratio(root: Path, port: int, count: int, rounds: int, kind: str) -> tuple[float, float, float]:
-    """Median msg/s of a send over 4 connections without and with DKIM (``kind``: rsa or
-    ed25519), and the signing cost per message in µs."""
+def cpu_seconds(pid: int | None = None) -> float:
+    """User and system CPU of this process (all its threads) or of process ``pid``."""
+    if pid is None:
+        return sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dkim_ratio(root: Path, port: int, count: int, rounds: int, kind: str, sink: int) -> tuple[list, list, float]:
+    """Of a send over 4 connections without and with DKIM (``kind``: rsa or ed25519): median
+    msg/s, our and the sink's CPU µs a message; and the µs signing adds to personalizing."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
-    from newsletter.mailing.dkim import Signer
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa" else \
         ed25519.Ed25519PrivateKey.generate()
@@ -163,22 +175,34 @@ def dkim_ratio(root: Path, port: int, count: int, rounds: int, kind: str) -> tup
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     with configs[1].open("a") as f:
         f.write("dkim:\n  domain: example.com\n  selector: bench\n  key_file: dkim.pem\n")
-    rates: list[list[float]] = [[], []]
+    runs: list[list[tuple[float, float, float]]] = [[], []]
     for config in configs:
         fill(config, count)
-    for _ in range(rounds):
-        for n, config in enumerate(configs):
-            rates[n].append(count / timed_send(config, count))
-    template = prepare(configs[0].parent / "issues" / "033.yaml", load_settings(configs[0]), "issues/033.yaml")
+    for r in range(rounds):  # interleaved, the order alternating, so both meet the same machine
+        for n in (0, 1) if r % 2 == 0 else (1, 0):
+            ours, theirs = cpu_seconds(), cpu_seconds(sink)
+            rate = count / timed_send(configs[n], count)
+            runs[n].append((rate, (cpu_seconds() - ours) / count * 1e6, (cpu_seconds(sink) - theirs) / count * 1e6))
     reader, took = Recipient("reader@example.com", "Reader Ünal"), []
-    for signer in (None, Signer(key, "example.com", "b")):  # personalize alone, then personalize and sign
-        if signer:
-            template.sign_with(signer)
-        start = time.perf_counter()
-        for _ in range(1000):
-            template.personalize(reader)
-        took.append((time.perf_counter() - start) / 1000 * 1e6)
-    return statistics.median(rates[0]), statistics.median(rates[1]), took[1] - took[0]
+    for config in configs:  # personalize alone, then personalize and sign
+        template = prepare(config.parent / "issues" / "033.yaml", load_settings(config), "issues/033.yaml")
+        took.append(statistics.median(timeit.repeat(partial(template.personalize, reader), timer=time.process_time,
+                                                    number=500, repeat=5)))  # CPU: the machine may be busy
+    plain, signed = ([statistics.median(column) for column in zip(*run, strict=True)] for run in runs)
+    return plain, signed, (took[1] - took[0]) / 500 * 1e6
+
+
+def dkim_report(root: Path, port: int, count: int, rounds: int, sink: int) -> bool:
+    """Print the DKIM figures; True when one misses its target (0.8 of the unsigned rate)."""
+    ratios = []
+    for kind in ("rsa", "ed25519"):
+        plain, signed, cost = dkim_ratio(root, port, count, rounds, kind, sink)
+        ratios.append(signed[0] / plain[0])
+        print(f"DKIM {kind} (+{cost:.0f} µs a message), 4 connections, median of {rounds}: unsigned {plain[0]:.0f}"
+              f" msg/s, signed {signed[0]:.0f} msg/s: ratio {ratios[-1]:.2f} (target >= 0.8)"
+              f" {'ok' if ratios[-1] >= 0.8 else 'UNDER TARGET'}\n  CPU a message, unsigned -> signed: newsletter"
+              f" {plain[1]:.0f} -> {signed[1]:.0f} µs, smtp-sink {plain[2]:.0f} -> {signed[2]:.0f} µs")
+    return min(ratios) < 0.8
 
 
 def retry_ratio(root: Path, rounds: int, count: int = 2000, backoff: float = 1.0) -> tuple[float, float, float]:
@@ -203,17 +227,19 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--big", type=int, default=1_000_000, help="subscribers for the memory check (0: skip)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["dkim"], help="run only this part")
     args = parser.parse_args()
     if not SINK.exists():
         print(f"{SINK} is missing: `make bench` installs Debian's postfix package (it is not started)")
         return 1
     os.environ.setdefault("NEWSLETTER_SECRET", "bench-secret")
-    os.environ["NEWSLETTER_HOSTED_CHECK"] = "off"  # the sample base_url has no server here; the sink is the point
     failed = False
     port = free_port()
     sink = start_sink(port)
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            if args.only == "dkim":
+                return 1 if dkim_report(Path(tmp), port, args.count, args.rounds, sink.pid) else 0
             config = workspace(Path(tmp), port, "main")
             fill(config, args.count)
             settings = load_settings(config)
@@ -247,12 +273,7 @@ def main() -> int:
                       f"ratio {ratio:.2f} (target >= 0.9) {verdict}")
                 failed |= ratio < 0.9
 
-            for kind in ("rsa", "ed25519"):  # DKIM signing must keep at least 0.8 of the unsigned rate
-                plain, signed, cost = dkim_ratio(Path(tmp), port, args.count, args.rounds, kind)
-                verdict = "ok" if signed / plain >= 0.8 else "UNDER TARGET"
-                print(f"DKIM {kind} ({cost:.0f} µs a message), 4 connections: unsigned {plain:.0f} msg/s, signed"
-                      f" {signed:.0f} msg/s: ratio {signed / plain:.2f} (target >= 0.8) {verdict}")
-                failed |= signed / plain < 0.8
+            failed |= dkim_report(Path(tmp), port, args.count, args.rounds, sink.pid)
 
             clean, faulty, last = retry_ratio(Path(tmp), args.rounds)
             allowed = 1.5 * clean + last

@@ -138,19 +138,19 @@ class MessageTemplate:
         self._date = (0, "")
         mailto = settings.unsubscribe.mailto
         self.mailto = f"mailto:{mailto}?subject=unsubscribe" if mailto else ""
-        self.signer = None  # a dkim.Signer, set by sign_with
+        self.signer = None  # a dkim.Prepared, set by sign_with
         self.return_path = None  # address -> envelope sender (VERP), set by send.prepare with `bounces:`
-        self._relaxed: list[bytes | Field] = []
 
     def sign_with(self, signer) -> None:
-        """DKIM-sign every message with ``signer`` (a dkim.Signer). The static stretches of
-        the body go through relaxed canonicalization once, here: stretches meet personal
-        values only at soft breaks, and those values (quotetabs) hold no whitespace."""
+        """DKIM-sign every message with ``signer`` (a dkim.Signer). The static header fields
+        and the static stretches of the body go through relaxed canonicalization once,
+        here: stretches meet personal values only at soft breaks, and those values
+        (quotetabs) hold no whitespace."""
         from newsletter.mailing.dkim import relaxed_lines
 
         head, _, body = self.body[0].partition(CRLF + CRLF)  # the static head holds the blank line
-        self._relaxed = [relaxed_lines(body), *(relaxed_lines(p) if type(p) is bytes else p for p in self.body[1:])]
-        self.signer = signer
+        relaxed = [relaxed_lines(body), *(relaxed_lines(p) if type(p) is bytes else None for p in self.body[1:])]
+        self.signer = signer.prepare(head, relaxed)
 
     @staticmethod
     def _encode(rendered: Rendered, part: str, html_part: bool) -> list[bytes | Field]:
@@ -168,8 +168,12 @@ class MessageTemplate:
         url = self.settings.unsubscribe.url
         unsubscribe = url.replace("{token}", token) if url else ""
         unsubscribe = unsubscribe or self.mailto
-        return {**recipient.fields, "name": recipient.name, "email": recipient.email,
-                "unsubscribe_url": unsubscribe, "token": token, "greeting": self.greeting(recipient.name)}
+        values = {**recipient.fields, "name": recipient.name, "email": recipient.email,
+                  "unsubscribe_url": unsubscribe, "token": token, "greeting": self.greeting(recipient.name)}
+        if self.settings.tracking.clicks and self.settings.tracking.per_subscriber:
+            # The reader's part of tracked links: a token of its own, so a shared link cannot unsubscribe.
+            values["click"] = make_token(self.secret, self.list_id, recipient.email, "click")
+        return values
 
     def personalize(self, recipient: Recipient) -> bytes:
         """The whole message for ``recipient``, as bytes ready for SMTP."""
@@ -197,5 +201,5 @@ class MessageTemplate:
                 parts.append(_qp(html.escape(value) if piece.html else value, quotetabs=True))
         if self.signer is None:
             return b"".join(parts)
-        relaxed = b"".join(p if type(p) is bytes else parts[n + 1] for n, p in enumerate(self._relaxed))
-        return self.signer.sign(b"".join(parts), lines_done=relaxed)
+        personal = [parts[n + 1] for n, p in enumerate(self.body) if type(p) is not bytes]
+        return b"".join([self.signer.sign(parts[0], personal), *parts])  # the message's bytes joined once

@@ -1,11 +1,18 @@
 """DKIM: messages received by a real SMTP server verify with an independent verifier
-(dkimpy), for RSA and Ed25519 keys, non-ASCII names and long headers; tampering fails."""
+(dkimpy), for RSA and Ed25519 keys, non-ASCII names and long headers; tampering fails.
+The per-issue shortcuts (shared fields and body stretches canonicalized once) sign
+exactly what the plain, whole-message path signs."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from newsletter.mailing.dkim import load_key, public_record, relaxed_body, relaxed_header
+from newsletter.authoring.check import check_issue
+from newsletter.authoring.render import Renderer
+from newsletter.mailing.dkim import Signer, load_key, public_record, relaxed_body, relaxed_fields, relaxed_header
+from newsletter.mailing.personalize import MessageTemplate, Recipient
 
 from support import smtp_config
 
@@ -21,12 +28,17 @@ long@example.org,"Maximiliane Friederike Auguste von Hohenzollern-Sigmaringen-W�
 """
 
 
-def write_key(path, kind: str) -> None:
-    from cryptography.hazmat.primitives import serialization
+def new_key(kind: str):
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-    key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa"
-           else ed25519.Ed25519PrivateKey.generate())
+    return (rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa"
+            else ed25519.Ed25519PrivateKey.generate())
+
+
+def write_key(path, kind: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = new_key(kind)
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()))
 
@@ -118,3 +130,26 @@ def test_relaxed_canonicalization_follows_rfc_6376_examples() -> None:
     assert relaxed_body(b" C \r\nD \t E\r\n\r\n\r\n") == b" C\r\nD E\r\n"
     assert relaxed_body(b"") == b"" and relaxed_body(b"\r\n\r\n") == b""
     assert relaxed_body(b"x  \t") == b"x\r\n"
+    # The header block at once, as relaxed_header does it field by field.
+    assert relaxed_fields(b"A: X\r\nB : Y\t\r\n\tZ  ") == [(b"a", b"a:X\r\n"), (b"b", b"b:Y Z\r\n")]
+
+
+# Personal values at the start of a line (the text greeting), long enough to be folded
+# or soft-broken, non-ASCII, with tabs and runs of spaces, empty.
+NAMES = ["Ada", "Zoë Ünal 李伟", "  tab\there  and   runs ", "李伟" * 40, "x" * 300, "=3D .dot", ""]
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_the_templates_signature_is_the_whole_message_signature(ws, kind) -> None:
+    rendered = Renderer(ws.settings).render(check_issue(ws.issue(), "en").issue)
+    template = MessageTemplate(rendered, ws.settings, b"k", attach_images=False)
+    key = new_key(kind)
+    signer = Signer(key, "example.com", "mail2026")
+    template.sign_with(signer)
+    for name in NAMES:
+        raw = template.personalize(Recipient(f"r{len(name)}@example.com", name, {}))
+        assert dkim.verify(raw, dnsfunc=dns_for(public_record(key))), raw[:800]
+        field_end = re.search(rb"\r\n(?![ \t])", raw).end()  # the DKIM-Signature field, folds included
+        stamp = int(re.search(rb"t=(\d+);", raw[:field_end]).group(1))
+        # Ed25519 and RSA PKCS#1 v1.5 are deterministic: the same bytes signed, the same field.
+        assert signer.sign(raw[field_end:], now=stamp) == raw
