@@ -108,7 +108,7 @@ class Settings(NamedTuple):
     bounces: Bounces = Bounces()
     dkim: Dkim = Dkim()
     tracking: Tracking = Tracking()
-    subscribers: Path = Path("subscribers.db")
+    subscribers: Path | str = Path("subscribers.db")  # a SQLite file, or a postgresql:// URL (kept as text)
     layouts: Path = Path("layouts")
     warnings: tuple[Problem, ...] = ()  # reported by `check`, `build` and the preview
 
@@ -142,6 +142,22 @@ def _one_click(value: str, path: Path_, ctx: Context) -> Any:
     if not value.lower().startswith("https://") and host not in ("127.0.0.1", "localhost", "::1"):
         ctx.warn(path, "is not https, so messages go without List-Unsubscribe-Post: no one-click "
                        "unsubscribe, which Gmail and Yahoo require of bulk senders")
+    return value
+
+
+STORE_SCHEMES = ("postgresql://", "postgres://")  # a PostgreSQL store; anything else is a SQLite file
+
+
+def _store(value: str, path: Path_, ctx: Context) -> Any:
+    # This file is shared and committed: the password comes from the environment or ~/.pgpass.
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value) if value.startswith(STORE_SCHEMES) else None
+    if parts and (parts.password is not None or "password=" in parts.query):
+        return ctx.error(path, "holds a password, which newsletter.yaml must not: remove it and set"
+                               " NEWSLETTER_PGPASSWORD (or PGPASSWORD, or use ~/.pgpass)")
+    if parts and (not parts.hostname or not parts.path.strip("/")):
+        return ctx.error(path, f"'{value}' needs a host and a database: postgresql://user@host:port/db")
     return value
 
 
@@ -191,27 +207,16 @@ def _format() -> Mapping:
                 ),
                 "The mail relay",
             ),
-            "unsubscribe": Field(
-                Mapping(
-                    {
-                        "url": Field(Custom(Custom(Url(), _unsubscribe_url), _one_click),
-                                     "One-click unsubscribe URL with {token}"),
-                        "mailto": Field(Text(), "Address for unsubscribe requests by mail"),
-                    }
-                ),
-                "How subscribers leave",
-            ),
-            "enrich": Field(
-                Mapping(
-                    {
-                        "arxiv_api": Field(Url(), "The arXiv API's query address (a mirror, or a test server)"),
-                        "timeout": Field(Number(), "Seconds for one request"),
-                        "concurrency": Field(Integer(), "Requests at once"),
-                        "user_agent": Field(Text(), "The User-Agent fetches send"),
-                    }
-                ),
-                "How `enrich` and `check --links` fetch",
-            ),
+            "unsubscribe": Field(Mapping({"url": Field(Custom(Custom(Url(), _unsubscribe_url), _one_click),
+                                                       "One-click unsubscribe URL with {token}"),
+                                          "mailto": Field(Text(), "Address for unsubscribe requests by mail")}),
+                                 "How subscribers leave"),
+            "enrich": Field(Mapping({"arxiv_api": Field(Url(), "The arXiv API's query address (a mirror, or a test"
+                                                               " server)"),
+                                     "timeout": Field(Number(), "Seconds for one request"),
+                                     "concurrency": Field(Integer(), "Requests at once"),
+                                     "user_agent": Field(Text(), "The User-Agent fetches send")}),
+                            "How `enrich` and `check --links` fetch"),
             "links": Field(
                 Mapping({"check_on_send": Field(Boolean(), "Run `check --links` before a send"),
                          "check_hosted": Field(Boolean(), "Before a send, ask base_url for the email's images and"
@@ -236,16 +241,11 @@ def _format() -> Mapping:
                          "per_subscriber": Field(Boolean(), "Also record which subscriber clicked")}),
                 "Click counting",
             ),
-            "signup": Field(
-                Mapping(
-                    {
-                        "per_client": Field(Integer(), "Sign-ups an hour from one client address"),
-                        "hourly": Field(Integer(), "Confirmation mails an hour in all"),
-                    }
-                ),
-                "Limits on web sign-up",
-            ),
-            "subscribers": Field(Text(), "The SQLite file of subscribers"),
+            "signup": Field(Mapping({"per_client": Field(Integer(), "Sign-ups an hour from one client address"),
+                                     "hourly": Field(Integer(), "Confirmation mails an hour in all")}),
+                            "Limits on web sign-up"),
+            "subscribers": Field(Custom(Text(), _store), "The subscriber store: a SQLite file (default:"
+                                 " subscribers.db), or postgresql://user@host:port/db (no password)"),
             "layouts": Field(Text(), "The templates folder (default: layouts)"),
         }
     )
@@ -297,7 +297,8 @@ def load_settings(path: Path) -> Settings:
         bounces=Bounces(**_given(data["bounces"])),
         dkim=Dkim(**{**_given(data["dkim"]), **({"key_file": root / data["dkim"]["key_file"]}
                                                   if (data["dkim"] or {}).get("key_file") else {})}),
-        subscribers=root / (data["subscribers"] or "subscribers.db"),
+        subscribers=store if (store := data["subscribers"] or "").startswith(STORE_SCHEMES)
+        else root / (store or "subscribers.db"),
         layouts=root / (data["layouts"] or "layouts"),
         warnings=tuple(p for p in ctx.problems if p.warning),
     )

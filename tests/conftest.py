@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pg import pg_server, pg_url, store_target  # noqa: F401 (PostgreSQL fixtures: see tests/pg.py)
 from support import Workspace
+
+pytest_plugins = ("pg",)  # PostgreSQL: the server, databases, and the `backends` marker (tests/pg.py)
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, databases) -> Iterator[Workspace]:
+    """A workspace in tmp_path, its store a SQLite file or (``backends``) a PostgreSQL database."""
     monkeypatch.chdir(tmp_path)
-    return Workspace(tmp_path)
+    workspace = Workspace(tmp_path, databases)
+    yield workspace
+    workspace.close()
 
 
 @pytest.fixture

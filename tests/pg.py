@@ -4,8 +4,11 @@ when it can), on a free port of 127.0.0.1, with fsync off; each test that asks g
 dropped after it. As root the cluster runs as the `postgres` system user (initdb refuses
 root). A watchdog process stops it and removes its folder if the session dies first.
 
-Fixtures: ``pg_server`` (session), ``pg_url`` (a fresh database's URL) and
-``store_target``, which runs a test twice: on a SQLite file, then on PostgreSQL.
+Fixtures: ``pg_server`` (session), ``pg_url`` (a fresh database's URL),
+``store_target``, which runs a test twice: on a SQLite file, then on PostgreSQL; and
+``backend``/``databases``, which run a whole module's workspace tests (``ws``) on both:
+mark the module ``pytestmark = pytest.mark.backends`` (a test of something only SQLite
+has, or that PostgreSQL would only repeat: ``@pytest.mark.sqlite_only``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -190,6 +193,49 @@ def pg_url(pg_server: Server) -> Iterator[str]:
     pg_server.create_database(name)
     yield pg_server.url(name)
     pg_server.drop_database(name)
+
+
+@pytest.fixture
+def databases(backend: str, request: pytest.FixtureRequest) -> Iterator[Callable[[], str] | None]:
+    """On PostgreSQL, a maker of new databases (each dropped after the test), which the
+    ``ws`` fixture's store is made with; None on SQLite."""
+    if backend != "postgresql":
+        yield None
+        return
+    server: Server = request.getfixturevalue("pg_server")
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"test_{os.getpid()}_{next(_numbers)}")
+        server.create_database(made[-1])
+        return server.url(made[-1])
+    yield make
+    for name in made:
+        server.drop_database(name)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends: run the module's workspace tests on SQLite and on PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only: in a `backends` module, a test of what only SQLite has, or"
+                            " of what PostgreSQL would only repeat")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a module marked ``backends`` run twice, on each backend (the ``backend``
+    fixture, which ``ws`` follows), unless marked ``sqlite_only``."""
+    node = metafunc.definition
+    if ("backend" in metafunc.fixturenames and node.get_closest_marker("backends")
+            and not node.get_closest_marker("sqlite_only")):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store's database: "sqlite", or both in turn in a module marked ``backends``."""
+    return getattr(request, "param", "sqlite")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -9,6 +9,7 @@ import textwrap
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -50,10 +51,15 @@ ITEM = """\
 
 
 class Workspace:
-    """A newsletter workspace on disk, with helpers to write issues and run the CLI."""
+    """A newsletter workspace on disk, with helpers to write issues and run the CLI.
+    ``databases`` (tests/pg.py) makes PostgreSQL databases: the subscriber store is then
+    the first it makes; without it, ``subscribers.db`` in the workspace."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, databases: Callable[[], str] | None = None):
         self.root = root
+        self.databases = databases
+        self.database = databases() if databases else None  # the store's URL
+        self.opened: list = []  # stores opened by ``store``, closed by ``close``
         self.issues = root / "issues"
         self.issues.mkdir()
         (self.issues / "img").mkdir()
@@ -61,6 +67,8 @@ class Workspace:
         self.configure()
 
     def configure(self, lang: str = "en", extra: str = "") -> None:
+        if self.database and "subscribers:" not in extra:
+            extra += f"subscribers: {self.database}\n"
         (self.root / "newsletter.yaml").write_text(
             CONFIG.format(lang=lang, layouts=LAYOUTS, extra=extra, links=HOSTED_OFF * ("links:" not in extra)),
             "utf-8",
@@ -69,6 +77,23 @@ class Workspace:
     @property
     def settings(self):
         return load_settings(self.root / "newsletter.yaml")
+
+    def store(self, target: Path | str | None = None):
+        """The store (default: the one newsletter.yaml names), open until the test ends."""
+        from newsletter.mailing.store import Store
+
+        store = Store(self.settings.subscribers if target is None else target)
+        self.opened.append(store)
+        return store
+
+    def new_store(self, name: str) -> Path | str:
+        """Somewhere for another store (a move between two): a file in the workspace, or
+        a new PostgreSQL database."""
+        return self.databases() if self.databases else self.root / name
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
 
     def write(self, name: str, text: str) -> Path:
         path = self.issues / name
@@ -198,13 +223,14 @@ def smtp_config(port: int, **extra) -> str:
 
 
 class Web:
-    """`newsletter serve` as a subprocess on ``port``, and plain HTTP requests to it."""
+    """`newsletter serve` as a subprocess on ``port``, and plain HTTP requests to it; run in
+    the workspace's folder, or in ``cwd`` (another host's copy of the workspace)."""
 
-    def __init__(self, ws, port: int, *args: str):
+    def __init__(self, ws, port: int, *args: str, cwd: Path | None = None):
         self.ws, self.port = ws, port
         self.base = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen([sys.executable, "-m", "newsletter", "serve", "--port", str(port), *args],
-                                        cwd=ws.root, env={**os.environ}, stdout=subprocess.PIPE,
+                                        cwd=cwd or ws.root, env={**os.environ}, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
         try:
             wait_for_port(port, timeout=20)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.cli import authoring, deliverability, mailing, stats, subscribers, web
+from newsletter.cli import authoring, deliverability, mailing, stats, storage, subscribers, web
 from newsletter.cli.base import Group
 
 
@@ -26,5 +26,6 @@ for _command in (authoring.init, authoring.check, authoring.build, authoring.new
                  authoring.schema, authoring.import_archive,
                  web.preview, web.archive, web.serve, web.publish,
                  subscribers.subscribers, mailing.send, mailing.status, mailing.schedule, mailing.journal_group,
-                 mailing.capture, deliverability.bounces, deliverability.doctor, stats.stats):
+                 mailing.capture, deliverability.bounces, deliverability.doctor, stats.stats,
+                 storage.migrate):
     main.add_command(_command)

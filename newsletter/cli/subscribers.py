@@ -21,7 +21,7 @@ def _store(ctx: click.Context):
 
 @click.group()
 def subscribers() -> None:
-    """Manage the subscriber list (a SQLite file, `subscribers` in newsletter.yaml)."""
+    """Manage the subscriber list (`subscribers` in newsletter.yaml: a SQLite file or a PostgreSQL URL)."""
 
 
 def _segment(where: str | None):

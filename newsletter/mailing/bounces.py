@@ -21,8 +21,9 @@ from urllib.parse import unquote, urlsplit
 
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
+from newsletter.mailing.dialects import POSTGRES
 from newsletter.mailing.inbound import Inbound, classify
-from newsletter.mailing.store import change_status, connect, now, transaction
+from newsletter.mailing.store import change_status, connect, now
 from newsletter.mailing.tokens import list_id as list_id_of
 from newsletter.mailing.tokens import verp_token
 
@@ -202,11 +203,13 @@ def _process(db, settings: Settings, messages: Iterator[bytes], secret: bytes | 
                 rows = db.execute("SELECT email_key FROM subscribers")
                 tokens = {verp_token(secret, list_key, k): k for (k,) in rows}
             keys = [tokens[t] for t in found.verp if t in tokens]
-        with transaction(db):
+        with db.transaction("inbound"):  # PostgreSQL: another `bounces` may read the same mailbox
+            if not _record(db, found, keys[0] if keys else None):  # it did, a moment ago
+                counts["seen before"] += 1
+                continue
             if found.kind != "ignored" and not keys:
                 notes.append(f"{found.kind} ({found.detail}) names no subscriber"
                              f"{': ' + ', '.join(found.addresses) if found.addresses else ''}")
-            _record(db, found, keys[0] if keys else None)
             for key in keys:
                 change = _act(db, settings, found, key)
                 if change:
@@ -215,10 +218,11 @@ def _process(db, settings: Settings, messages: Iterator[bytes], secret: bytes | 
     return {"counts": counts, "changed": changed, "notes": notes}
 
 
-def _record(db, found: Inbound, key: str | None) -> None:
+def _record(db, found: Inbound, key: str | None) -> bool:
+    """Note the message as handled; False if it was already."""
     detail = f"issue {found.issue}: {found.detail}" if found.issue is not None else found.detail
-    db.execute("INSERT INTO inbound (id, kind, email_key, at, detail) VALUES (?, ?, ?, ?, ?)",
-               (found.id, found.kind, key, now(), detail))
+    return bool(db.execute("INSERT INTO inbound (id, kind, email_key, at, detail) VALUES (?, ?, ?, ?, ?)"
+                           " ON CONFLICT (id) DO NOTHING", (found.id, found.kind, key, now(), detail)).rowcount)
 
 
 def _act(db, settings: Settings, found: Inbound, key: str) -> str:
@@ -229,8 +233,9 @@ def _act(db, settings: Settings, found: Inbound, key: str) -> str:
             return f"bounced ({found.detail})"
     elif found.kind == "soft":
         # Soft bounces of the same issue count once (a delay notice and its final report).
+        position = "strpos" if db.dialect == POSTGRES else "instr"  # where the ':' is
         (count,) = db.execute(
-            "SELECT COUNT(DISTINCT CASE WHEN detail LIKE 'issue %' THEN substr(detail, 1, instr(detail, ':'))"
+            f"SELECT COUNT(DISTINCT CASE WHEN detail LIKE 'issue %' THEN substr(detail, 1, {position}(detail, ':'))"
             " ELSE id END) FROM inbound WHERE email_key = ? AND kind = 'soft'", (key,)).fetchone()
         if count >= settings.bounces.soft_limit and status == "subscribed":
             change_status(db, key, "bounced", "bounce", f"{count} soft bounces ({found.detail})")

@@ -7,20 +7,20 @@ commit, and the outcomes of earlier messages ride along with it (an outcome wake
 nobody: it waits for the next commit). A connection's outcome is queued before its
 next request, so it is on disk no later than that request: a crash leaves at most one
 row per connection ``sending``. One writer also means the workers
-never queue on SQLite's write lock (they used to spend a third of their time there).
+never queue on SQLite's write lock (they used to spend a third of their time there),
+and on PostgreSQL a round trip's wait is shared the same way.
 """
 
 from __future__ import annotations
 
 import collections
 import queue
-import sqlite3
 import threading
 import time
 
 from newsletter.errors import NewsletterError
 from newsletter.mailing.journal import Journal
-from newsletter.mailing.store import connect, now, transaction
+from newsletter.mailing.store import connect, disk_full, now
 from newsletter.mailing.transport import Delivery
 
 HEARTBEAT = 10.0  # seconds between "this send is alive" marks (see journal.acquire)
@@ -45,7 +45,7 @@ class Writer:
 
     def __init__(self, journal: Journal):
         self.journal = journal
-        self.db = connect(journal.path)
+        self.db = connect(journal.target)
         self.queue: queue.SimpleQueue = queue.SimpleQueue()  # asks: they wake the writer
         self.outcomes: collections.deque = collections.deque()  # they ride along with the next commit
         self.failure: NewsletterError | None = None
@@ -105,7 +105,7 @@ class Writer:
             return
         at = now()
         try:
-            with transaction(self.db) as db:
+            with self.db.transaction() as db:
                 for key, delivery in outcomes:  # first: a connection's outcome precedes its next mark
                     self.journal.record(db, key, delivery, at)
                 for ask in asks:
@@ -114,7 +114,7 @@ class Writer:
                 if time.monotonic() - self.last_beat > HEARTBEAT:
                     self.journal.heartbeat(db)
                     self.last_beat = time.monotonic()
-        except sqlite3.Error as e:
+        except self.db.Error as e:
             self.failure = journal_error(self.journal, e)
             for ask in asks:
                 ask.error = self.failure
@@ -125,11 +125,11 @@ class Writer:
             self.flush()
 
 
-def journal_error(journal: Journal, error: sqlite3.Error) -> NewsletterError:
-    """What a failed journal write means to the author."""
-    text = str(error)
-    if "full" in text:
-        return NewsletterError(f"{journal.path}: the disk is full; the send stopped and nothing it had not"
+def journal_error(journal: Journal, error: Exception) -> NewsletterError:
+    """What a failed journal write (the database driver's error) means to the author."""
+    if disk_full(error):
+        return NewsletterError(f"{journal.db.name}: the disk is full; the send stopped and nothing it had not"
                                " recorded was sent", hint="free some space, then rerun the same command")
-    return NewsletterError(f"{journal.path}: cannot write the send journal ({text}); the send stopped",
+    text = " ".join(str(error).split())
+    return NewsletterError(f"{journal.db.name}: cannot write the send journal ({text}); the send stopped",
                            hint="rerun the same command once the store is writable")

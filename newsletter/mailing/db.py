@@ -9,8 +9,10 @@ store is named by a URL, ``postgresql://user@host:port/db``; its password never 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
@@ -31,7 +33,7 @@ from newsletter.mailing.dialects import (
     to_pyformat,
 )
 
-SCHEMA_LOCK = lock_key("newsletter.schema")
+SCHEMA_LOCK = "newsletter.schema"  # the advisory lock (see lock_key) that migrations take in turn
 
 
 class Rows:
@@ -132,7 +134,14 @@ class Sqlite(Database):
     def __init__(self, path: Path):
         self.name = str(path)
         self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")  # readers go on beside one writer
+        for wait in itertools.chain(itertools.repeat(0.05, 600), [None]):  # readers go on beside one writer
+            try:  # a new file's first switch to WAL fails at once, without waiting, while another
+                self.conn.execute("PRAGMA journal_mode=WAL")  # process holds it (two opening a new store)
+                break
+            except sqlite3.OperationalError as e:
+                if wait is None or "locked" not in str(e):
+                    raise
+                time.sleep(wait)
         self.conn.execute("PRAGMA synchronous=NORMAL")  # still safe from a killed process
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -274,7 +283,7 @@ class Postgres(Database):
         with self.pool.connection() as conn:
             # A session lock, held across the migrations' transactions on this connection;
             # a killed process loses its session, and so its lock.
-            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            conn.execute("SELECT pg_advisory_lock(%s)", (lock_key(SCHEMA_LOCK),))
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
                              " applied_at TEXT NOT NULL)")
@@ -288,7 +297,7 @@ class Postgres(Database):
                                      (number + 1, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")))
             finally:
                 with suppress(self.Error):
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(SCHEMA_LOCK),))
         return self.version()
 
     def close(self) -> None:

@@ -12,7 +12,9 @@ So a row found ``sending`` after a crash may have been delivered: it becomes
 never handed over. The first run fixes who the issue is for; reruns resume that
 audience only, unless ``--include-new`` (everyone not in it yet) or ``--where`` (those
 of a segment not in it yet: segments in turn, nobody twice), each noted in
-``sends.segments``. One process sends an issue at a time.
+``sends.segments``. One process sends an issue at a time, on any host (``acquire``).
+Reads (``pending``: a page) and writes (``commits``: marks, outcomes) are kept apart,
+so that a send shared by several processes can claim its pages instead.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 from newsletter.errors import NewsletterError
+from newsletter.mailing.db import Database
 from newsletter.mailing.personalize import Recipient
+from newsletter.mailing.schema import ORDER
 from newsletter.mailing.segments import Segment
-from newsletter.mailing.store import change_status, connect, now, subscriber_pages, transaction
+from newsletter.mailing.store import change_status, connect, now, subscriber_pages
 from newsletter.mailing.transport import Delivery
 
 STATES = ("pending", "sending", "sent", "failed", "unknown", "skipped")
@@ -50,7 +53,7 @@ class Entry(NamedTuple):
 class Task(NamedTuple):
     """A pending row to send: its place in the journal and its reader."""
 
-    rowid: int
+    rowid: int  # its place in the journal's order (SQLite's rowid, PostgreSQL's seq)
     key: str
     recipient: Recipient
     subscribed: bool = True  # False: the reader left after the run began (settle as skipped)
@@ -65,10 +68,12 @@ def this_process() -> str:
 
 
 class Journal:
-    """The journal of one issue's send, on its own SQLite connection."""
+    """The journal of one issue's send, on its own connection to the store."""
 
-    def __init__(self, path: Path, issue: int):
-        self.path, self.issue, self.db = path, issue, connect(path)
+    def __init__(self, target: Path | str, issue: int):
+        self.target, self.issue, self.db = target, issue, connect(target)
+        self.order = ORDER[self.db.dialect]  # the column of the journal's order
+        self.lock = f"send of issue {issue}"  # PostgreSQL: who sends, and pruning, take turns
 
     def close(self) -> None:
         self.db.close()
@@ -78,7 +83,7 @@ class Journal:
     def acquire(self) -> None:
         """Become the one process sending this issue, or say who already is."""
         me = this_process()
-        with transaction(self.db) as db:
+        with self.db.transaction(self.lock) as db:
             row = db.execute("SELECT owner, heartbeat, started_at FROM sends WHERE issue = ?",
                              (self.issue,)).fetchone()
             if row and row[0] and row[0] != me and _alive(row[0], row[1]):
@@ -86,9 +91,9 @@ class Journal:
                 raise SendRunning(f"issue {self.issue} is being sent already, by process {pid} on {host}",
                                   hint="wait for it to finish, or stop it; a rerun then resumes")
             # (a dead owner's rows left `sending` become unknown in `begin`)
-            if row is None:
-                db.execute("INSERT INTO sends (issue, started_at) VALUES (?, ?)", (self.issue, now()))
-            db.execute("UPDATE sends SET owner = ?, heartbeat = ? WHERE issue = ?", (me, time.time(), self.issue))
+            db.execute("INSERT INTO sends (issue, started_at, owner, heartbeat) VALUES (?, ?, ?, ?) ON CONFLICT"
+                       " (issue) DO UPDATE SET owner = excluded.owner, heartbeat = excluded.heartbeat",
+                       (self.issue, now(), me, time.time()))
 
     def running(self) -> str | None:
         """Who sends this issue now ("process 123 on host"), if anyone."""
@@ -99,8 +104,7 @@ class Journal:
         return None
 
     def release(self) -> None:
-        with transaction(self.db) as db:
-            db.execute("UPDATE sends SET owner = '' WHERE issue = ? AND owner = ?", (self.issue, this_process()))
+        self.db.execute("UPDATE sends SET owner = '' WHERE issue = ? AND owner = ?", (self.issue, this_process()))
 
     def started(self) -> bool:
         """Whether a send of this issue has fixed its audience already."""
@@ -122,8 +126,7 @@ class Journal:
             count += self.db.execute(
                 f"SELECT count(*) FROM deliveries d JOIN subscribers s USING (email_key) WHERE d.issue = ?"
                 f" AND s.status = 'subscribed' AND d.state IN ({','.join(states)}) AND d.kind != 'address'",
-                (self.issue,),
-            ).fetchone()[0]
+                (self.issue,)).fetchone()[0]
         return count
 
     def begin(self, include_new: bool = False, retry_unknown: bool = False, retry_failed: bool = False,
@@ -138,16 +141,16 @@ class Journal:
             raise NewsletterError(f"the journal of issue {self.issue} was pruned; {option} could mail readers it"
                                   " no longer remembers")
         at = now()
-        with transaction(self.db) as db:
+        with self.db.transaction(self.lock) as db:
             found = db.execute(
                 "UPDATE deliveries SET state = 'unknown', detail = 'handed to the server when the send stopped;"
-                " fate unknown', updated_at = ? WHERE issue = ? AND state = 'sending'", (at, self.issue),
-            ).rowcount
+                " fate unknown', updated_at = ? WHERE issue = ? AND state = 'sending'", (at, self.issue)).rowcount
             first = not self.started()
             if where is not None or include_new or first:
                 self._extend(db, at, where, "first run" if first else "--where" if where else "--include-new")
                 db.execute("UPDATE sends SET audience = 1 WHERE issue = ?", (self.issue,))
-                db.execute("INSERT OR IGNORE INTO published (issue, at, how) VALUES (?, ?, 'send')", (self.issue, at))
+                db.execute("INSERT INTO published (issue, at, how) VALUES (?, ?, 'send') ON CONFLICT DO NOTHING",
+                           (self.issue, at))
             if retry_unknown:
                 db.execute("UPDATE deliveries SET state = 'pending', updated_at = ?"
                            " WHERE issue = ? AND state = 'unknown'", (at, self.issue))
@@ -160,12 +163,12 @@ class Journal:
                        " (SELECT email_key FROM subscribers WHERE status != 'subscribed')", (at, self.issue))
         return found
 
-    def _extend(self, db: sqlite3.Connection, at: str, where: Segment | None, how: str) -> None:
+    def _extend(self, db: Database, at: str, where: Segment | None, how: str) -> None:
         """Add subscribed readers not in the journal yet (``where``: in Python, never SQL); note it."""
-        if where is None:
-            added = db.execute("INSERT OR IGNORE INTO deliveries (issue, email_key, state, updated_at) SELECT ?,"
-                               " email_key, 'pending', ? FROM subscribers WHERE status = 'subscribed' ORDER BY"
-                               " rowid", (self.issue, at)).rowcount
+        if where is None:  # in the order they came, which becomes the journal's
+            added = db.execute("INSERT INTO deliveries (issue, email_key, state, updated_at) SELECT ?, email_key,"
+                               f" 'pending', ? FROM subscribers WHERE status = 'subscribed' ORDER BY {self.order}"
+                               " ON CONFLICT DO NOTHING", (self.issue, at)).rowcount
         else:
             added = 0
             for page in subscriber_pages(db, _NEWCOMER, (self.issue,)):
@@ -185,12 +188,12 @@ class Journal:
         return json.loads(row[0]) if row else []
 
     def pending(self, after: int, limit: int) -> list[Task]:
-        """The next pending rows after rowid ``after``, in journal order (a keyset page:
-        each page costs the same however far the send has come)."""
+        """The next pending rows after ``after`` (a Task's rowid), in journal order (a
+        keyset page: each page costs the same however far the send has come)."""
         rows = self.db.execute(
-            "SELECT d.rowid, d.email_key, s.email, s.name, s.fields, s.status FROM deliveries d"
+            f"SELECT d.{self.order}, d.email_key, s.email, s.name, s.fields, s.status FROM deliveries d"
             " JOIN subscribers s ON s.email_key = d.email_key"
-            " WHERE d.issue = ? AND d.state = 'pending' AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
+            f" WHERE d.issue = ? AND d.state = 'pending' AND d.{self.order} > ? ORDER BY d.{self.order} LIMIT ?",
             (self.issue, after, limit),
         ).fetchall()
         return [Task(rowid, key, Recipient(email, name, json.loads(fields)), status == "subscribed")
@@ -198,7 +201,7 @@ class Journal:
 
     # -- writes, made by the one writer thread (see ``commits``) ----------------------
 
-    def mark_sending(self, db: sqlite3.Connection, key: str, at: str) -> bool:
+    def mark_sending(self, db: Database, key: str, at: str) -> bool:
         """Mark a row ``sending``; False (and the row skipped) if its reader has left."""
         changed = db.execute(
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
@@ -210,7 +213,7 @@ class Journal:
             self.record(db, key, Delivery("skipped", None, "unsubscribed during the send"), at)
         return bool(changed)
 
-    def record(self, db: sqlite3.Connection, key: str, d: Delivery, at: str) -> None:
+    def record(self, db: Database, key: str, d: Delivery, at: str) -> None:
         """Record an outcome: sent, failed, unknown or skipped."""
         db.execute("UPDATE deliveries SET state = ?, code = ?, detail = ?, kind = ?, updated_at = ?"
                    " WHERE issue = ? AND email_key = ? AND state IN ('pending', 'sending')",
@@ -218,13 +221,13 @@ class Journal:
         if d.bounced:
             change_status(db, key, "bounced", f"send of issue {self.issue}", d.detail)
 
-    def heartbeat(self, db: sqlite3.Connection) -> None:
+    def heartbeat(self, db: Database) -> None:
         db.execute("UPDATE sends SET heartbeat = ? WHERE issue = ?", (time.time(), self.issue))
 
     def settle(self) -> int:
         """After a run's workers have stopped: any row still ``sending`` was handed to a
         server that never answered, so its fate is unknown."""
-        with transaction(self.db) as db:
+        with self.db.transaction() as db:
             return db.execute(
                 "UPDATE deliveries SET state = 'unknown', detail = 'the connection was lost after the message"
                 " was handed over', updated_at = ? WHERE issue = ? AND state = 'sending'", (now(), self.issue),
@@ -261,7 +264,7 @@ class Journal:
     def prune(self) -> dict[str, int]:
         """Drop the rows of a finished send that need no look (sent, skipped), keeping
         their totals; failed and unknown rows stay. Refused while anything is pending."""
-        with transaction(self.db) as db:
+        with self.db.transaction(self.lock) as db:
             row = db.execute("SELECT owner, heartbeat, pruned FROM sends WHERE issue = ?", (self.issue,)).fetchone()
             if row is None:
                 raise NewsletterError(f"issue {self.issue} has no send to prune")

@@ -6,16 +6,16 @@
 
 The issue and the setup are checked when the send is scheduled (a broken one is refused
 then, not at 3 a.m.), and rendered when it fires. A row is claimed (scheduled -> started)
-in one transaction before anything is sent, so two ``--due`` processes, or ``serve`` and
-cron, never both start it; the send itself is ``send_issue``, journaled and resumable
-(``newsletter send ISSUE --yes`` resumes one that stopped), never mailing anyone twice.
+in one statement before anything is sent, so two ``--due`` processes, or ``serve`` and
+cron (on one host, or on several sharing a PostgreSQL store), never both start it; the
+send itself is ``send_issue``, journaled and resumable (``newsletter send ISSUE --yes``
+resumes one that stopped), never mailing anyone twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-import sqlite3
 import sys
 import threading
 import time
@@ -24,11 +24,13 @@ from typing import NamedTuple
 
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
+from newsletter.mailing.db import Database
 from newsletter.mailing.send import Report, prepare, send_issue
-from newsletter.mailing.store import connect, now, transaction
+from newsletter.mailing.storage import connect, driver_errors, now, store_name
 
 CHECK_EVERY = 2.0  # seconds between serve's looks for due sends (with jitter)
 NOT_SENT = "not sent: "  # the detail of a fired row whose send never began (it may be scheduled again)
+LOCK = "schedules"  # PostgreSQL: what reads a row and then writes it takes turns
 
 
 class Scheduled(NamedTuple):
@@ -81,7 +83,7 @@ def schedule_send(path: Path, settings: Settings, display: str, due: float) -> S
     issue = prepare(path, settings, display).issue
     db = connect(settings.subscribers)
     try:
-        with transaction(db):
+        with db.transaction(LOCK):
             started = db.execute("SELECT audience FROM sends WHERE issue = ?", (issue,)).fetchone()
             if started and started[0]:
                 raise NewsletterError(f"the send of issue {issue} has started already; it cannot be scheduled",
@@ -90,8 +92,10 @@ def schedule_send(path: Path, settings: Settings, display: str, due: float) -> S
             row = _row(db, issue)
             if row and row.state == "started" and NOT_SENT not in row.detail:
                 raise NewsletterError(f"the scheduled send of issue {issue} has started already")
-            db.execute("INSERT OR REPLACE INTO schedules (issue, path, due, created_at, state, detail)"
-                       " VALUES (?, ?, ?, ?, 'scheduled', '')", (issue, str(path.resolve()), due, now()))
+            db.execute("INSERT INTO schedules (issue, path, due, created_at, state, detail)"
+                       " VALUES (?, ?, ?, ?, 'scheduled', '') ON CONFLICT (issue) DO UPDATE SET path = excluded.path,"
+                       " due = excluded.due, created_at = excluded.created_at, state = 'scheduled', detail = ''",
+                       (issue, str(path.resolve()), due, now()))
             return _row(db, issue)
     finally:
         db.close()
@@ -101,7 +105,7 @@ def cancel(settings: Settings, issue: int) -> Scheduled:
     """Cancel a scheduled send that has not started."""
     db = connect(settings.subscribers)
     try:
-        with transaction(db):
+        with db.transaction(LOCK):
             row = _row(db, issue)
             if row is None or row.state == "cancelled":
                 raise NewsletterError(f"issue {issue} has no scheduled send")
@@ -126,17 +130,13 @@ def listing(settings: Settings, issue: int | None = None) -> list[Scheduled]:
         db.close()
 
 
-def claim_due(db: sqlite3.Connection, at: float | None = None) -> list[Scheduled]:
-    """Mark every due send started, in one transaction; only the claimer fires them."""
-    with transaction(db):
-        rows = [Scheduled(*row) for row in db.execute(
-            "SELECT issue, path, due, state, detail FROM schedules WHERE state = 'scheduled' AND due <= ?"
-            " ORDER BY due, issue", (time.time() if at is None else at,))]
-        detail = f"started at {now()}"
-        for row in rows:
-            db.execute("UPDATE schedules SET state = 'started', detail = ? WHERE issue = ? AND state = 'scheduled'",
-                       (detail, row.issue))
-    return [row._replace(state="started", detail=detail) for row in rows]
+def claim_due(db: Database, at: float | None = None) -> list[Scheduled]:
+    """Mark every due send started, in one statement; only the claimer fires them (a
+    concurrent claimer's UPDATE waits for this one's rows, then finds them started)."""
+    rows = db.execute("UPDATE schedules SET state = 'started', detail = ? WHERE state = 'scheduled' AND due <= ?"
+                      " RETURNING issue, path, due, state, detail",
+                      (f"started at {now()}", time.time() if at is None else at)).fetchall()
+    return sorted((Scheduled(*row) for row in rows), key=lambda row: (row.due, row.issue))
 
 
 def fire(settings: Settings, row: Scheduled) -> Fired:
@@ -146,8 +146,8 @@ def fire(settings: Settings, row: Scheduled) -> Fired:
         report = send_issue(Path(row.path), settings, row.path, confirm=None)
     except NewsletterError as e:
         error = e
-    except sqlite3.Error as e:
-        error = NewsletterError(f"{settings.subscribers}: {e}")
+    except driver_errors() as e:
+        error = NewsletterError(f"{store_name(settings.subscribers)}: {e}")
     if error is not None:
         detail = f"stopped: {error.message}"
         db = connect(settings.subscribers)
@@ -176,17 +176,19 @@ def run_due(settings: Settings) -> list[Fired]:
 
 
 def _note(settings: Settings, issue: int, detail: str) -> None:
-    db = connect(settings.subscribers)
     try:
-        with transaction(db):
-            db.execute("UPDATE schedules SET detail = ? WHERE issue = ?", (detail, issue))
-    except sqlite3.Error:
-        pass  # only a note; the journal has the truth
+        db = connect(settings.subscribers)
+    except NewsletterError:
+        return  # only a note; the journal has the truth
+    try:
+        db.execute("UPDATE schedules SET detail = ? WHERE issue = ?", (detail, issue))
+    except db.Error:
+        pass
     finally:
         db.close()
 
 
-def _row(db: sqlite3.Connection, issue: int) -> Scheduled | None:
+def _row(db: Database, issue: int) -> Scheduled | None:
     row = db.execute("SELECT issue, path, due, state, detail FROM schedules WHERE issue = ?", (issue,)).fetchone()
     return Scheduled(*row) if row else None
 
@@ -211,18 +213,20 @@ class Scheduler:
         self.thread.join(timeout=1)
 
     def _loop(self) -> None:
-        while not self.stopping.wait(timeout=random.uniform(0.5, 1.0) * self.every):
-            try:
-                db = connect(self.settings.subscribers)
+        db: Database | None = None  # one connection (PostgreSQL: a pool) for every look
+        try:
+            while not self.stopping.wait(timeout=random.uniform(0.5, 1.0) * self.every):
                 try:
+                    db = db or connect(self.settings.subscribers)
                     rows = claim_due(db)
-                finally:
-                    db.close()
-            except Exception as e:  # the thread must outlive any one failure: say it, go on
-                print(f"scheduler: {type(e).__name__}: {e}", file=sys.stderr)
-                continue
-            for row in rows:
-                threading.Thread(target=self._fire, args=(row,), name=f"send-{row.issue}", daemon=True).start()
+                except Exception as e:  # the thread must outlive any one failure: say it, go on
+                    print(f"scheduler: {type(e).__name__}: {e}", file=sys.stderr)
+                    continue
+                for row in rows:
+                    threading.Thread(target=self._fire, args=(row,), name=f"send-{row.issue}", daemon=True).start()
+        finally:
+            if db is not None:
+                db.close()
 
     def _fire(self, row: Scheduled) -> None:
         print(f"scheduled send of issue {row.issue} starting", file=sys.stderr)

@@ -1,8 +1,36 @@
 """The store's schema, as the migrations that build it: each entry takes a store from
-version N to N+1 (``PRAGMA user_version``), in one transaction (see ``store.connect``)."""
+version N to N+1 (SQLite's ``PRAGMA user_version``, PostgreSQL's ``schema_version``
+table), in one transaction (see ``db.Database.migrate``).
 
-# Each entry migrates the schema from version N to N+1 (PRAGMA user_version).
-MIGRATIONS = [
+Each is written in SQLite's SQL, which ``dialects.ddl`` turns into PostgreSQL's (wider
+numbers, identity ids, text compared byte by byte as in SQLite). Where more differs, an
+entry is a script per dialect (``_postgresql``): PostgreSQL has no rowid, so its
+subscribers and deliveries get ``seq``, an identity column in the order rows came, for
+the keyset pages that SQLite reads by rowid (``ORDER``); and no GLOB.
+"""
+
+from __future__ import annotations
+
+from newsletter.mailing.dialects import POSTGRES, SQLITE, Migration, ddl
+
+ORDER = {SQLITE: "rowid", POSTGRES: "seq"}  # the column that orders subscribers and deliveries as they came
+
+
+def _postgresql(script: str, *edits: tuple[str, str]) -> dict[str, str]:
+    """A migration whose PostgreSQL script is SQLite's with each (old, new) edit made once."""
+    changed = script
+    for old, new in edits:
+        if changed.count(old) != 1:
+            raise ValueError(f"the edit of {old!r} does not apply exactly once")
+        changed = changed.replace(old, new)
+    return {SQLITE: script, POSTGRES: ddl(changed, POSTGRES)}
+
+
+_SEQ = "seq INTEGER GENERATED ALWAYS AS IDENTITY,  -- the order rows came in (SQLite: rowid)\n        "
+
+# Each entry migrates the schema from version N to N+1.
+MIGRATIONS: list[Migration] = [
+    _postgresql(
     """
     CREATE TABLE subscribers (
         email_key TEXT PRIMARY KEY,          -- the address, lower-cased
@@ -34,8 +62,14 @@ MIGRATIONS = [
     );
     CREATE INDEX deliveries_by_state ON deliveries (issue, state);
     """,
+    ("email_key TEXT PRIMARY KEY,", _SEQ.replace("IDENTITY,", "IDENTITY UNIQUE,") + "email_key TEXT PRIMARY KEY,"),
+    ("issue INTEGER NOT NULL,\n        email_key TEXT NOT NULL,\n        state", _SEQ + "issue INTEGER NOT NULL,\n"
+     "        email_key TEXT NOT NULL,\n        state"),
+    ("deliveries (issue, state);", "deliveries (issue, state, seq);"),  # SQLite's index holds the rowid
+    ),
     # 2: `skipped` (unsubscribed during the send), why a row failed (`kind`), and one row
     # per issue's send: its fixed audience, who is sending it now, its pruned totals.
+    _postgresql(
     """
     CREATE TABLE deliveries_new (
         issue INTEGER NOT NULL,
@@ -65,6 +99,12 @@ MIGRATIONS = [
     );
     INSERT INTO sends (issue, started_at, audience) SELECT issue, min(updated_at), 1 FROM deliveries GROUP BY issue;
     """,
+    ("issue INTEGER NOT NULL,\n        email_key TEXT NOT NULL,\n        state", _SEQ + "issue INTEGER NOT NULL,\n"
+     "        email_key TEXT NOT NULL,\n        state"),
+    ("detail GLOB '*5.1.[0-9]*'", "detail ~ '5\\.1\\.[0-9]'"),
+    ("updated_at FROM deliveries;", "updated_at FROM deliveries ORDER BY seq;"),
+    ("deliveries (issue, state);", "deliveries (issue, state, seq);"),
+    ),
     # 3: every web sign-up, and the confirmation mail that `serve` delivers outside the request.
     """
     CREATE TABLE outbox (

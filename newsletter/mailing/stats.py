@@ -24,12 +24,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sqlite3
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from newsletter.errors import NewsletterError
+from newsletter.mailing.db import Database
 
 FAILED_KINDS = ("address", "refused", "unsupported", "temporary", "other")
 STATUSES = ("subscribed", "unsubscribed", "bounced")
@@ -120,31 +120,25 @@ def issue_number(text: str) -> int:
     return number
 
 
-def read_stats(store: Path, issue: int | None = None, latest: bool = False) -> IssueStats | Overview:
+def read_stats(store: Path | str, issue: int | None = None, latest: bool = False) -> IssueStats | Overview:
     """``issue``'s stats, or the overview without one (``latest``: with the newest
-    send's stats), from the store at ``store``."""
-    from newsletter.mailing.store import connect, store_error
+    send's stats), from the store at ``store`` (a file or a URL; never created here)."""
+    from newsletter.mailing.storage import open_existing, store_error, store_name
 
-    if not store.is_file():
-        raise NewsletterError(f"{store}: no subscriber store yet, so nothing was sent",
+    db = open_existing(store)
+    if db is None:
+        raise NewsletterError(f"{store_name(store)}: no subscriber store yet, so nothing was sent",
                               hint="`newsletter send` creates it")
     try:
-        db = connect(store)
-    except sqlite3.Error as e:
-        raise store_error(store, e) from None
-    try:
-        db.execute("BEGIN")  # one snapshot: a send or a click written meanwhile is in all numbers or none
-        try:
+        with db.transaction(snapshot=True):  # a send or a click written meanwhile is in all numbers or none
             return overview(db, latest) if issue is None else issue_stats(db, issue)
-        finally:
-            db.execute("ROLLBACK")
-    except sqlite3.Error as e:
+    except db.Error as e:
         raise store_error(store, e) from None
     finally:
         db.close()
 
 
-def issue_stats(db: sqlite3.Connection, issue: int) -> IssueStats:
+def issue_stats(db: Database, issue: int) -> IssueStats:
     """One issue's numbers; a NewsletterError if it was never sent from this store."""
     row = db.execute("SELECT started_at, pruned FROM sends WHERE issue = ?", (issue,)).fetchone()
     if row is None:
@@ -189,7 +183,7 @@ def issue_stats(db: sqlite3.Connection, issue: int) -> IssueStats:
         links)
 
 
-def overview(db: sqlite3.Connection, latest: bool = False) -> Overview:
+def overview(db: Database, latest: bool = False) -> Overview:
     """The list now and over time, and a row per sent issue; ``latest``: and the stats
     of the issue sent last."""
     counts = db.execute("SELECT " + ", ".join(f"sum(CASE WHEN status = '{s}' THEN 1 ELSE 0 END)" for s in STATUSES)
@@ -227,7 +221,7 @@ def overview(db: sqlite3.Connection, latest: bool = False) -> Overview:
     return Overview(subscribers, growth(db), rows, None if newest is None else issue_stats(db, newest))
 
 
-def growth(db: sqlite3.Connection) -> list[Day]:
+def growth(db: Database) -> list[Day]:
     """Subscribers over time, by UTC day: each consent-record change into or out of
     ``subscribed`` (a bounce of someone already unsubscribed moves nothing). The store
     records a change only when the status changes, so every ``subscribed`` row is a

@@ -1,5 +1,7 @@
-"""The subscriber store: one SQLite file (WAL) holding subscribers, the consent record
-of every change to them, and the send journal (see ``journal``).
+"""The subscriber store: subscribers, the consent record of every change to them, and
+the send journal (see ``journal``). A SQLite file (WAL) by default; a PostgreSQL database
+when ``subscribers:`` is a ``postgresql://`` URL, so that several hosts share it. Both
+go through ``db``, with the same queries wherever the dialects agree.
 
 An address is unique compared case-insensitively. Nobody is ever deleted: removing an
 address keeps it as ``unsubscribed`` so it is never mailed again, even if re-imported,
@@ -8,9 +10,8 @@ unless it is added back explicitly.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain, islice
@@ -19,7 +20,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from newsletter.errors import NewsletterError
-from newsletter.mailing.schema import MIGRATIONS
+from newsletter.mailing.db import Database
+from newsletter.mailing.dialects import POSTGRES, SQLITE
+from newsletter.mailing.schema import ORDER
+from newsletter.mailing.storage import connect, disk_full, now, row_lock, store_error, stream, transaction  # noqa: F401 (re-exported: send, tracking and clicks import them from here)
 
 STATUSES = ("subscribed", "unsubscribed", "bounced")
 _COLUMNS = "email, name, fields, status, created_at, updated_at, tags"
@@ -35,84 +39,22 @@ class Subscriber(NamedTuple):
     tags: list[str] = []  # a shared default, never mutated: retag and imports build new lists
 
 
-def now() -> str:
-    """UTC time as ISO 8601 text, to the microsecond (orders events within a second)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (and create or migrate) the store. WAL lets readers run beside one writer;
-    synchronous=NORMAL keeps every commit safe from a killed process, which is the
-    crash the send journal must survive."""
-    try:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as e:
-        raise store_error(path, e) from None
-    if version > len(MIGRATIONS):
-        raise NewsletterError(f"{path}: made by a newer version of newsletter (schema {version})")
-    for number in range(version, len(MIGRATIONS)):
-        try:  # one script, one transaction: a migration happens whole or not at all
-            db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;")
-        except sqlite3.Error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-    return db
-
-
-def store_error(path: Path, error: sqlite3.Error) -> NewsletterError:
-    """What SQLite's complaint means to the author. Only a file that is not SQLite is
-    called "not a subscriber store": a full disk or a locked file must never read as an
-    invitation to delete the store."""
-    text = str(error)
-    if "full" in text:
-        return NewsletterError(f"{path}: the disk is full; nothing was changed",
-                               hint="free some space and run the same command again")
-    if "not a database" in text or "malformed" in text:
-        return NewsletterError(f"{path}: not a subscriber store ({text})")
-    return NewsletterError(f"{path}: cannot use the subscriber store ({text})",
-                           hint="check that the file and its folder are writable and not in use")
-
-
-class transaction:  # noqa: N801 (used like a function: `with transaction(db):`)
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: all or nothing."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            try:
-                self.db.execute("COMMIT")
-                return
-            except sqlite3.Error:  # a failed COMMIT (a full disk) may leave the transaction open
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
-        if self.db.in_transaction:
-            self.db.execute("ROLLBACK")
-
-
 class Store:
-    """Subscribers and their consent record. Every change is one transaction; when
-    SQLite finds the disk full, it is rolled back whole and a NewsletterError says so."""
+    """Subscribers and their consent record. Every change is one transaction; when the
+    disk is full, it is rolled back whole and a NewsletterError says so."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            self.db = connect(path)
-        except sqlite3.Error as e:  # a migration failed (connect rolled it back)
-            raise store_error(path, e) from None
+    def __init__(self, target: Path | str):
+        self.target = target
+        self.db = connect(target)
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def get(self, email: str) -> Subscriber | None:
         row = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE email_key = ?",
@@ -120,24 +62,31 @@ class Store:
         return _subscriber(row) if row else None
 
     def all(self) -> Iterator[Subscriber]:
-        rows = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers ORDER BY created_at, email_key")
-        return map(_subscriber, rows)
+        """Every subscriber in the order of ``list``, streamed: a million are never held."""
+        query = f"SELECT {_COLUMNS} FROM subscribers ORDER BY created_at, email_key"
+        if self.db.dialect == SQLITE or self.db.in_transaction:
+            return map(_subscriber, stream(self.db, query))
+        return self._all_in_snapshot(query)
+
+    def _all_in_snapshot(self, query: str) -> Iterator[Subscriber]:
+        with self.db.transaction(snapshot=True):  # PostgreSQL's server-side cursor needs one
+            yield from map(_subscriber, stream(self.db, query))
 
     def field_names(self) -> list[str]:
         """Every personal field name in use, sorted."""
-        names = self.db.execute("SELECT DISTINCT j.key FROM subscribers, json_each(subscribers.fields) AS j")
-        return sorted(name for (name,) in names)
+        if self.db.dialect == POSTGRES:
+            query = "SELECT DISTINCT json_object_keys(fields::json) FROM subscribers WHERE fields != '{}'"
+        else:
+            query = "SELECT DISTINCT j.key FROM subscribers, json_each(subscribers.fields) AS j"
+        return sorted(name for (name,) in self.db.execute(query))
 
     @contextmanager
     def listing(self) -> Iterator[tuple[list[str], bool, Iterator[Subscriber]]]:
         """Every field name in use, whether anyone has tags, and ``all()``, from one
-        snapshot: they agree."""
-        self.db.execute("BEGIN")  # a read transaction: in WAL mode writers go on meanwhile
-        try:
+        snapshot: they agree (writers go on meanwhile)."""
+        with self.db.transaction(snapshot=True):
             tagged = self.db.execute("SELECT 1 FROM subscribers WHERE tags != '[]' LIMIT 1").fetchone() is not None
             yield self.field_names(), tagged, self.all()
-        finally:
-            self.db.execute("ROLLBACK")
 
     def retag(self, tags: tuple[str, ...], add: bool, emails: Iterable[str] = (), where=None) -> tuple[int, int]:
         """Add (or take off) ``tags`` for these addresses and, with a segment ``where``,
@@ -145,7 +94,8 @@ class Store:
         address changes nothing and raises NewsletterError naming it."""
         keys, changed, matched = list(dict.fromkeys(e.strip().lower() for e in emails)), 0, 0
         folded = {t.casefold() for t in tags}
-        with self._writing("nothing was changed"):
+        # Read, then written back: on PostgreSQL, bulk writers (imports, retags) take turns.
+        with self._writing("nothing was changed", lock="subscribers"):
             found = {k: json.loads(t) for k in keys for (t,) in
                      self.db.execute("SELECT tags FROM subscribers WHERE email_key = ?", (k,))}
             if unknown := [k for k in keys if k not in found]:
@@ -177,14 +127,20 @@ class Store:
         counts = dict.fromkeys(("added", "added as unsubscribed", "added as bounced", "updated", "unchanged",
                                 "now unsubscribed", "now bounced", "kept unsubscribed", "kept bounced"), 0)
         rows = iter(rows)
-        with self._writing("nothing was imported"):
+        with self._writing("nothing was imported", lock="subscribers"):
             # Each row is stamped as read: created_at, the order of `list`, is the file's.
             while batch := [(r[0].strip().lower(), now(), r) for r in islice(rows, _BATCH)]:
                 # In address order, SQLite's indexes find each address on a page just read: 1.8x
                 # faster for a million. Stable: an address given twice is upserted in that order.
                 batch.sort(key=itemgetter(0))
-                for _, at, (email, name, fields, *more) in batch:
-                    counts[self._upsert(email, name, fields, source, False, at, *more)] += 1
+                new, known = self._insert_new(batch, source) if self.db.dialect == POSTGRES else ({}, {})
+                for key, at, (email, name, fields, *more) in batch:
+                    if key in new:
+                        counts[new[key]] += 1
+                    elif key in known:  # PostgreSQL: an address in the store, read with its batch
+                        counts[self._update(key, known[key], name, fields, source, False, at, *more)] += 1
+                    else:
+                        counts[self._upsert(email, name, fields, source, False, at, *more)] += 1
                 batch.clear()  # before the next one is read, not after
         return counts
 
@@ -194,35 +150,59 @@ class Store:
             return change_status(self.db, email.strip().lower(), status, source, detail)
 
     @contextmanager
-    def _writing(self, unchanged: str) -> Iterator[None]:
-        """``transaction``, with SQLITE_FULL (SQLite rolls back) told as a sentence that
-        says the list is intact: the usual reflex with a broken file is to delete it."""
+    def _writing(self, unchanged: str, lock: str = "") -> Iterator[None]:
+        """``transaction``, with a full disk (the database rolls back) told as a sentence
+        that says the list is intact: the usual reflex with a broken file is to delete it."""
         try:
-            with transaction(self.db):
+            with self.db.transaction(lock):
                 yield
-        except sqlite3.Error as e:
-            if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+        except self.db.Error as e:
+            if not disk_full(e):
                 raise
-            raise NewsletterError(f"{self.path}: the disk is full; {unchanged}", hint="free some space and run "
+            raise NewsletterError(f"{self.db.name}: the disk is full; {unchanged}", hint="free some space and run "
                                   "the same command again; the subscriber list is intact") from None
+
+    def _insert_new(self, batch: list[tuple], source: str) -> tuple[dict[str, str], dict[str, tuple]]:
+        """PostgreSQL: a batch's new addresses in a few statements of many rows, since each
+        statement is a round trip (one a row made imports 5x slower), and the known ones read
+        alike: (what happened to each new one, each known one's row for ``_update``). An
+        address given twice is for ``_upsert``, row by row."""
+        twice = {key for key, n in Counter(key for key, _, _ in batch).items() if n > 1}
+        rows = [_new(email, name, fields, source, at, *more) for key, at, (email, name, fields, *more) in batch
+                if key not in twice]
+        added: set[str] = set()
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start:start + 1000]
+            added.update(key for (key,) in self.db.execute(
+                f"{_INSERT} VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))} ON CONFLICT (email_key)"
+                " DO NOTHING RETURNING email_key", [value for row, _, _ in chunk for value in row]))
+        self.db.executemany(_EVENT, [event for row, event, _ in rows if row[0] in added])
+        others, known = [row[0] for row, _, _ in rows if row[0] not in added], {}
+        for start in range(0, len(others), 1000):
+            known.update((key, old) for key, *old in self.db.execute(
+                f"SELECT email_key, {_OLD} FROM subscribers WHERE email_key = ANY(?) FOR UPDATE",
+                (others[start:start + 1000],)))
+        return {row[0]: outcome for row, _, outcome in rows if row[0] in added}, known
 
     def _upsert(self, email: str, name: str, fields: dict[str, str], source: str, explicit: bool, at: str | None = None,
                 status: str = "subscribed", created: str | None = None, updated: str | None = None,
                 tags: tuple[str, ...] = (), consent: str = "") -> str:
         key, at = email.strip().lower(), at or now()
+        row, event, outcome = _new(email, name, fields, source, at, status, created, updated, tags, consent)
         # Insert first: a new address (most rows of an import) then costs one statement.
-        if self.db.execute(
-            "INSERT INTO subscribers (email_key, email, name, fields, status, created_at, updated_at, tags)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
-            (key, email.strip(), name, _json(fields), status, created or at, updated or at,
-             _json(list(tags)) if tags else "[]"),
-        ).rowcount:
-            detail = f"created_at {created}" if created else ""
-            record_event(self.db, key, at, status, source, f"{detail}; {consent}" if detail and consent else
-                         detail or consent)
-            return "added" if status == "subscribed" else f"added as {status}"
-        old_status, old_name, old_fields, old_created, old_tags = self.db.execute(
-            "SELECT status, name, fields, created_at, tags FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+        if self.db.execute(f"{_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
+                           row).rowcount:
+            self.db.execute(_EVENT, event)
+            return outcome
+        old = self.db.execute(f"SELECT {_OLD} FROM subscribers WHERE email_key = ?" + row_lock(self.db),
+                              (key,)).fetchone()
+        return self._update(key, old, name, fields, source, explicit, at, status, created, updated, tags)
+
+    def _update(self, key: str, old: tuple, name: str, fields: dict[str, str], source: str, explicit: bool, at: str,
+                status: str = "subscribed", created: str | None = None, updated: str | None = None,
+                tags: tuple[str, ...] = (), consent: str = "") -> str:
+        """Apply a row to an address already in the store, whose columns ``_OLD`` were ``old``."""
+        old_status, old_name, old_fields, old_created, old_tags = old
         if old_status != "subscribed" and not explicit:
             return f"kept {old_status}"
         if status != "subscribed":  # the file says they left, or bounced, elsewhere
@@ -250,15 +230,31 @@ class Store:
         ).fetchall()
 
 
-def record_event(db: sqlite3.Connection, key: str, at: str, change: str, source: str, detail: str = "") -> None:
+_OLD = "status, name, fields, created_at, tags"  # what ``_update`` compares a row with
+_INSERT = "INSERT INTO subscribers (email_key, email, name, fields, status, created_at, updated_at, tags)"
+_EVENT = "INSERT INTO events (email_key, at, change, source, detail) VALUES (?, ?, ?, ?, ?)"
+
+
+def _new(email: str, name: str, fields: dict[str, str], source: str, at: str, status: str = "subscribed",
+         created: str | None = None, updated: str | None = None, tags: tuple[str, ...] = (),
+         consent: str = "") -> tuple[tuple, tuple, str]:
+    """A new address's row, its consent record, and what an import calls it."""
+    key = email.strip().lower()
+    detail = f"created_at {created}" if created else ""
+    return ((key, email.strip(), name, _json(fields), status, created or at, updated or at,
+             _json(list(tags)) if tags else "[]"),
+            (key, at, status, source, f"{detail}; {consent}" if detail and consent else detail or consent),
+            "added" if status == "subscribed" else f"added as {status}")
+
+
+def record_event(db: Database, key: str, at: str, change: str, source: str, detail: str = "") -> None:
     """Add to the consent record (inside the caller's transaction)."""
-    db.execute("INSERT INTO events (email_key, at, change, source, detail) VALUES (?, ?, ?, ?, ?)",
-               (key, at, change, source, detail))
+    db.execute(_EVENT, (key, at, change, source, detail))
 
 
-def change_status(db: sqlite3.Connection, key: str, status: str, source: str, detail: str = "") -> bool:
+def change_status(db: Database, key: str, status: str, source: str, detail: str = "") -> bool:
     """Set an address's status and record the change (inside the caller's transaction)."""
-    row = db.execute("SELECT status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+    row = db.execute("SELECT status FROM subscribers WHERE email_key = ?" + row_lock(db), (key,)).fetchone()
     if row is None:
         return False
     if row[0] != status:
@@ -280,14 +276,14 @@ def merge_tags(old: list[str], new: Iterable[str]) -> list[str]:
     return old + [t for t in new if t.casefold() not in have and not have.add(t.casefold())]
 
 
-def subscriber_pages(db: sqlite3.Connection, condition: str = "1", params: tuple = (),
+def subscriber_pages(db: Database, condition: str = "true", params: tuple = (),
                      size: int = 5000) -> Iterator[list[tuple[str, Subscriber]]]:
     """Every subscriber meeting ``condition`` (SQL written here, never user text), as pages
-    of (email_key, Subscriber) in rowid order: a keyset page costs the same anywhere, and
-    no cursor stays open while the caller writes."""
-    after = 0
-    while rows := db.execute(f"SELECT rowid, email_key, {_COLUMNS} FROM subscribers s WHERE rowid > ? AND"
-                             f" ({condition}) ORDER BY rowid LIMIT ?", (after, *params, size)).fetchall():
+    of (email_key, Subscriber) in the order they came (``ORDER``): a keyset page costs
+    the same anywhere, and no cursor stays open while the caller writes."""
+    after, order = 0, ORDER[db.dialect]
+    while rows := db.execute(f"SELECT s.{order}, email_key, {_COLUMNS} FROM subscribers s WHERE s.{order} > ? AND"
+                             f" ({condition}) ORDER BY s.{order} LIMIT ?", (after, *params, size)).fetchall():
         after = rows[-1][0]
         yield [(row[1], _subscriber(row[2:])) for row in rows]
 

@@ -9,7 +9,9 @@
   the mail goes out from a thread of ``serve`` (see ``outbox``): the answer and its time
   tell nothing. One mailbox gets at most one confirmation an hour (``name+tag@`` counts
   as ``name@``); one client may sign up ``signup.per_client`` times an hour, and no more
-  than ``signup.hourly`` confirmations go out an hour in all.
+  than ``signup.hourly`` confirmations go out an hour in all. The limits count the
+  outbox rows, so several ``serve`` processes sharing a PostgreSQL store share them: a
+  sign-up counts and writes under a lock they all take in turn.
 - Every change, and every confirmation mail, is recorded with its time and source.
 """
 
@@ -18,13 +20,16 @@ from __future__ import annotations
 import re
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 
 from newsletter.config import Settings
+from newsletter.mailing.dialects import SQLITE
 from newsletter.mailing.importing import check_address
-from newsletter.mailing.store import Store, transaction
+from newsletter.mailing.store import Store
 from newsletter.mailing.tokens import list_id, read_expiring_token, read_token
 
 HOUR = 3600.0
+SIGNUP_LOCK = "sign-up limits"  # PostgreSQL: each sign-up counts, then writes, alone
 
 
 def mailbox_of(email: str) -> str:
@@ -46,7 +51,9 @@ class Consent:
         self.secret = secret
         self.list_id = list_id(settings.name, settings.sender)
         self.store = Store(settings.subscribers)
-        self.lock = threading.Lock()  # one SQLite connection, one writer at a time
+        # SQLite: one connection for the threads, so one transaction at a time; PostgreSQL
+        # lends each thread a connection of its own.
+        self.lock: AbstractContextManager = threading.Lock() if self.store.db.dialect == SQLITE else nullcontext()
 
     def close(self) -> None:
         self.store.close()
@@ -75,7 +82,7 @@ class Consent:
         email = check_address(address)
         mailbox, client, at = mailbox_of(email), plain_client(client), time.time()
         limits = self.settings.signup
-        with self.lock, transaction(self.store.db) as db:
+        with self.lock, self.store.db.transaction(SIGNUP_LOCK) as db:
             mine = db.execute("SELECT count(*) FROM outbox WHERE client = ? AND created_at > ?",
                               (client, at - HOUR)).fetchone()[0]
             if mine >= limits.per_client:

@@ -8,6 +8,14 @@ stranger's sign-up, which would tell them apart all the same.
 
 A row is ``queued`` until the relay takes the message (``sent``) or refuses it for good
 (``failed``); a temporary failure is tried again later with a growing pause.
+
+Several ``serve`` processes (on several hosts sharing a PostgreSQL store) share the
+outbox. A worker claims a few due rows at a time (``FOR UPDATE SKIP LOCKED``: a row
+another worker is claiming is skipped, never waited for) by moving their ``next_at``
+``LEASE`` seconds ahead, so the others see them as not due. Just before each message it
+renews the lease of that row, only if the row still carries its own claim; a worker that
+stalled past its lease, whose rows another has taken over since, mails none of them.
+A worker that dies leaves its rows to be taken over when the lease runs out.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from email.utils import formatdate, make_msgid
 from newsletter.authoring.labels import labels_for
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
-from newsletter.mailing.store import connect, now, record_event, transaction
+from newsletter.mailing.db import Database
+from newsletter.mailing.store import connect, now, record_event
 from newsletter.mailing.tokens import domain_of, list_id, make_expiring_token
 from newsletter.mailing.transport import Connection, Delivery, password_for
 
@@ -31,6 +40,15 @@ CONFIRM_HOURS = 48
 CONFIRMATION_SENT = "confirmation sent"
 ATTEMPTS = 8  # then the row is failed; the visitor may sign up again after the hour
 KEEP = 7 * 24 * 3600  # seconds an outbox row is kept (the limits look back one hour)
+BATCH = 5  # rows a worker claims at a time
+# Due rows that no other worker is claiming become this worker's: their next_at moves to its mark.
+CLAIM = """
+WITH due AS (
+    SELECT id FROM outbox WHERE state = 'queued' AND next_at <= ? ORDER BY id LIMIT ? {skip_locked}
+)
+UPDATE outbox SET next_at = ? FROM due WHERE outbox.id = due.id
+RETURNING outbox.id, outbox.email, outbox.client, outbox.attempts
+"""
 
 
 class Outbox:
@@ -52,7 +70,11 @@ class Outbox:
         self.thread.join(timeout=1)
 
     def _loop(self) -> None:
-        db = connect(self.settings.subscribers)
+        try:
+            db = connect(self.settings.subscribers)
+        except NewsletterError as e:
+            print(f"outbox: {e.message}; no confirmation mail goes out from this process", file=sys.stderr)
+            return
         try:
             while not self.stopping.is_set():
                 try:
@@ -65,24 +87,46 @@ class Outbox:
         finally:
             db.close()
 
-    def deliver_due(self, db) -> bool:
+    @property
+    def lease(self) -> float:
+        """Seconds one message may take, with room to spare: a connection, then each of its
+        steps may wait ``smtp.timeout``."""
+        return 6 * self.settings.smtp.timeout + 60
+
+    def claim(self, db: Database, at: float) -> tuple[float, list[tuple]]:
+        """Claim up to ``BATCH`` due rows: (the claim's mark, the rows)."""
+        mark = at + self.lease
+        with db.transaction():  # SQLite: BEGIN IMMEDIATE, so that two workers take turns
+            rows = db.execute(CLAIM.format(skip_locked=db.skip_locked), (at, BATCH, mark)).fetchall()
+        return mark, sorted(rows)
+
+    def renew(self, db: Database, row_id: int, mark: float) -> bool:
+        """Extend the claim ``mark`` on a row, just before its message goes out; False if
+        the row no longer carries it (taken over, or done)."""
+        return bool(db.execute("UPDATE outbox SET next_at = ? WHERE id = ? AND state = 'queued' AND next_at = ?",
+                               (time.time() + self.lease, row_id, mark)).rowcount)
+
+    def deliver_due(self, db: Database) -> bool:
         """Deliver the rows that are due; True if there were any."""
         at = time.time()
-        rows = db.execute("SELECT id, email, client, attempts FROM outbox WHERE state = 'queued' AND next_at <= ?"
-                          " ORDER BY id LIMIT 20", (at,)).fetchall()
+        mark, rows = self.claim(db, at)
         if not rows:
             db.execute("DELETE FROM outbox WHERE created_at < ?", (at - KEEP,))
             return False
         connection = Connection(self.settings.smtp, self.settings.sender or "", password_for(self.settings.smtp))
         try:
-            for row_id, email, client, attempts in rows:
-                if self.stopping.is_set():
+            for n, (row_id, email, client, attempts) in enumerate(rows):
+                if self.stopping.is_set():  # the rest is due again at once, for any worker
+                    db.executemany("UPDATE outbox SET next_at = ? WHERE id = ? AND next_at = ?",
+                                   [(at, left, mark) for left, *_ in rows[n:]])
                     break
+                if not self.renew(db, row_id, mark):
+                    continue  # this worker stalled past its claim, and another took the row over
                 try:
                     delivery = connection.deliver(email, self._message(email))
                 except NewsletterError as e:
                     delivery = Delivery("failed", None, e.message)
-                with transaction(db):
+                with db.transaction():
                     if delivery.status == "sent":
                         db.execute("UPDATE outbox SET state = 'sent', attempts = ?, detail = ? WHERE id = ?",
                                    (attempts + 1, delivery.detail, row_id))

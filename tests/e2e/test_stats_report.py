@@ -4,14 +4,13 @@ stats routes, under serve's Content-Security-Policy."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 
 import pytest
 from audit import serious_violations, unreadable_text
 
-from newsletter.mailing.store import change_status, transaction
+from newsletter.mailing.store import change_status, connect, transaction
 
 from support import free_port, screenshot, smtp_config, wait_for_port
 
@@ -27,7 +26,7 @@ def history(ws, smtp, secret):
     rows = "".join(f"reader{n}@example.com,2026-0{1 + n // 12}-{1 + n % 12 * 2:02d} 08:00\n" for n in range(30))
     (ws.root / "people.csv").write_text("email,created_at\n" + rows, "utf-8")
     assert ws.run("subscribers", "import", "people.csv").exit_code == 0
-    db = sqlite3.connect(ws.settings.subscribers, isolation_level=None)
+    db = connect(ws.settings.subscribers)
     for number in (1, 2):
         ws.issue(f"00{number}.yaml", number=number, title=f"Issue {number}")
         assert ws.run("send", "--yes", f"issues/00{number}.yaml").exit_code == 0

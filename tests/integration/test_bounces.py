@@ -15,10 +15,11 @@ import pytest
 
 from newsletter.mailing.bounces import verp_token
 from newsletter.mailing.inbound import classify
-from newsletter.mailing.store import Store
 from newsletter.mailing.tokens import list_id
 
 from support import smtp_config
+
+pytestmark = pytest.mark.backends
 
 pytest.importorskip("flufl.bounce")
 
@@ -43,7 +44,7 @@ def readers(ws, smtp, secret):
 
 
 def statuses(ws) -> dict[str, str]:
-    store = Store(ws.settings.subscribers)
+    store = ws.store()
     try:
         return {s.email: s.status for s in store.all()}
     finally:
@@ -119,7 +120,7 @@ def test_bounces_from_a_maildir_change_each_subscriber_once(readers, tmp_path) -
     assert "carol@example.com: soft bounce 1 of 2" in result.output
     assert "judy@example.org: soft bounce 1 of 2" in result.output
     assert "hank@example.com" not in result.output  # delivered: a success notice changes nothing
-    store = Store(readers.settings.subscribers)
+    store = readers.store()
     try:
         assert store.events("erin@example.com")[-1][1:3] == ("unsubscribed", "complaint")
         assert store.events("frank@example.com")[-1][1:3] == ("unsubscribed", "mailto")

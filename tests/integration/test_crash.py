@@ -14,6 +14,8 @@ import pytest
 
 from support import smtp_config
 
+pytestmark = pytest.mark.backends
+
 CONNECTIONS = 3
 PEOPLE = 40
 

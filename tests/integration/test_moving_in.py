@@ -10,9 +10,11 @@ import json
 import shutil
 from pathlib import Path
 
-from newsletter.mailing.store import Store
+import pytest
 
 from support import smtp_config
+
+pytestmark = pytest.mark.backends
 
 EXPORTS = Path(__file__).resolve().parent.parent / "data" / "exports"
 MAILCHIMP = [EXPORTS / "mailchimp" / f"{kind}_members_export_4f1c2a9b3e.csv"
@@ -25,7 +27,7 @@ def people(ws) -> dict[str, dict]:
 
 def test_a_revue_export_keeps_every_name_and_sign_up_date(ws) -> None:
     for option in ((), ("--from", "revue")):  # a plain import reads it the same way
-        ws.configure(extra=f"subscribers: {ws.root / f'revue{len(option)}.db'}\n")
+        ws.configure(extra=f"subscribers: {ws.new_store(f'revue{len(option)}.db')}\n")
         result = ws.run("subscribers", "import", str(EXPORTS / "revue" / "subscribers.csv"), *option)
         assert result.exit_code == 0, result.output
         found = people(ws)
@@ -54,7 +56,7 @@ def test_mailchimp_exports_of_each_status(ws) -> None:
                                "region": "MD", "notes": ""}
     assert (li["name"], li["created_at"]) == ("李伟", "2020-09-01T02:03:04.000000+00:00")  # no OPTIN_TIME: CONFIRM_TIME
     # The consent record keeps what Mailchimp knew of the sign-up; IPs and ids are not fields.
-    store = Store(ws.settings.subscribers)
+    store = ws.store()
     ((_, change, source, detail),) = store.events("sofia.marin@example.com")
     assert (change, source) == ("subscribed", "import subscribed_members_export_4f1c2a9b3e.csv from mailchimp")
     assert detail == ("created_at 2019-02-11T08:14:55.000000+00:00; mailchimp: opted in 2019-02-11 08:14:55 from"
@@ -106,7 +108,7 @@ def test_buttondown_types_metadata_tags_and_source(ws) -> None:
     assert (mira["name"], mira["tags"], mira["fields"]) == (
         "Mira", ["ml", "papers"], {"first_name": "Mira", "lang": "fr", "notes": "met at PyCon"})
     assert found["omar.farouk@example.net"]["tags"] == ["ml"]
-    ((_, _, source, detail),) = Store(ws.settings.subscribers).events("mira.haddad@example.com")
+    ((_, _, source, detail),) = ws.store().events("mira.haddad@example.com")
     assert source == "import subscribers.csv from buttondown"
     assert detail.endswith("buttondown: source organic, referrer https://blog.example.com/post, utm_source"
                            " newsletter, utm_medium email, utm_campaign launch")

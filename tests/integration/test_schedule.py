@@ -14,6 +14,8 @@ import pytest
 
 from support import Web, free_port, smtp_config
 
+pytestmark = pytest.mark.backends
+
 PEOPLE = ("ada@example.com", "bob@example.com", "cy@example.com")
 
 
@@ -138,6 +140,7 @@ def test_two_due_processes_at_once_fire_it_once(sending, smtp) -> None:
     assert received(smtp) == Counter(PEOPLE)
 
 
+@pytest.mark.sqlite_only  # restarts: the claim they rely on runs on both in the test above and the one below
 def test_serve_fires_a_schedule_once_across_restarts(sending, smtp) -> None:
     text, due = at(2)
     assert sending.run("send", "issues/007.yaml", "--at", text).exit_code == 0

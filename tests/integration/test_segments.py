@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 
 import pytest
 
-from newsletter.mailing.store import Store
-
 from support import smtp_config
+
+pytestmark = pytest.mark.backends
 
 PEOPLE = """\
 email,name,lang,tags
@@ -31,7 +30,7 @@ def readers(ws, smtp, secret):
     ws.issue("033.yaml", number=33)
     (ws.root / "people.csv").write_text(PEOPLE, "utf-8")
     assert ws.run("subscribers", "import", "people.csv").exit_code == 0
-    Store(ws.settings.subscribers).set_status("bob@example.net", "bounced", source="test")
+    ws.store().set_status("bob@example.net", "bounced", source="test")
     return ws
 
 
@@ -85,7 +84,7 @@ def test_tag_and_untag_by_address_and_by_segment(readers) -> None:
     assert result.stdout == "ml: added to 1 subscriber(s) (2 had it already)\n"
     result = readers.run("subscribers", "untag", "ml,beta", "--where", "lang = 'zh'")
     assert result.stdout == "ml, beta: taken off 3 subscriber(s)\n"
-    store = Store(readers.settings.subscribers)
+    store = readers.store()
     assert {p.email: p.tags for p in store.all()} == {
         "ada@example.com": ["ml", "papers"], "li.wei@example.cn": [], "mei@example.cn": [],
         "zoe@example.org": ["papers", "beta"], "bob@example.net": []}
@@ -97,16 +96,17 @@ def test_tag_and_untag_by_address_and_by_segment(readers) -> None:
     assert readers.run("subscribers", "tag", "vip").exit_code == 2  # neither addresses nor --where
 
 
-def test_tags_round_trip_through_list_and_import(readers, tmp_path) -> None:
+def test_tags_round_trip_through_list_and_import(readers) -> None:
     exported = readers.run("subscribers", "list").stdout
     (readers.root / "export.csv").write_text(exported, "utf-8")
-    readers.configure(extra=f"subscribers: {tmp_path / 'new.db'}\n")
+    new = readers.new_store("new.db")
+    readers.configure(extra=f"subscribers: {new}\n")
     assert readers.run("subscribers", "import", "export.csv").exit_code == 0
     assert readers.run("subscribers", "list").stdout == exported
     # An import adds tags and never takes one off: `untag` does.
     (readers.root / "more.csv").write_text("email,tags\nada@example.com,\"vip, ML\"\n", "utf-8")
     assert readers.run("subscribers", "import", "more.csv").stdout == "more.csv: 1 updated\n"
-    assert Store(tmp_path / "new.db").get("ada@example.com").tags == ["ml", "papers", "vip"]
+    assert readers.store(new).get("ada@example.com").tags == ["ml", "papers", "vip"]
 
 
 def test_send_where_mails_exactly_the_segment_and_a_second_segment_nobody_twice(readers, smtp) -> None:
@@ -178,6 +178,6 @@ def test_a_pruned_send_cannot_take_another_segment(readers, smtp) -> None:
 
 def test_an_older_store_gains_the_audience_column(ws) -> None:
     ws.run("subscribers", "add", "ada@example.com")
-    db = sqlite3.connect(ws.settings.subscribers)
-    assert db.execute("PRAGMA user_version").fetchone()[0] >= 6
-    assert "segments" in [row[1] for row in db.execute("PRAGMA table_info(sends)")]
+    db = ws.store().db
+    assert db.version() >= 6
+    assert db.execute("SELECT segments FROM sends").fetchall() == []

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.mailing.store import Store
 from newsletter.mailing.tokens import list_id, read_token
 
 from support import smtp_config
+
+pytestmark = pytest.mark.backends
 
 PEOPLE = """\
 email,name,company
@@ -110,7 +111,7 @@ def test_unsubscribed_addresses_are_never_mailed_even_if_reimported(sending, smt
     assert sending.run("subscribers", "import", "people.csv").exit_code == 0
     sending.run("send", "--yes", "issues/033.yaml")
     assert "zoe@example.com" not in addresses(smtp)
-    assert Store(sending.settings.subscribers).get("zoe@example.com").status == "unsubscribed"
+    assert sending.store().get("zoe@example.com").status == "unsubscribed"
     assert sending.run("subscribers", "add", "zoe@example.com").stdout == "zoe@example.com: resubscribed\n"
     sending.run("send", "--yes", "issues/033.yaml")
     assert "zoe@example.com" not in addresses(smtp)  # she was not subscribed when the send started
@@ -140,7 +141,7 @@ def test_550_is_permanent_exit_3_and_a_5_1_x_marks_the_address_bounced(sending, 
     assert result.exit_code == 3
     assert "ada@example.com  550 5.1.1 No such user" in result.stdout
     assert "grace@example.net  550 5.7.1 Message rejected as spam" in result.stdout
-    store = Store(sending.settings.subscribers)
+    store = sending.store()
     assert store.get("ada@example.com").status == "bounced"
     assert store.get("grace@example.net").status == "subscribed"
     assert [e[1] for e in store.events("ada@example.com")] == ["subscribed", "bounced"]

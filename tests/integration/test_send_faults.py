@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,9 +12,18 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from newsletter.mailing.store import Store
-
+from pg import BACKENDS
 from support import SmtpRecorder, free_port, smtp_config
+
+# The relay's faults on SQLite, with and without pipelining; PostgreSQL's journal under them, pipelined.
+WAYS = [("sqlite", "pipelining"), ("sqlite", "one command at a time"), ("postgresql", "pipelining")]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "relay" in metafunc.fixturenames:
+        metafunc.parametrize(("backend", "way"), WAYS, indirect=True, ids=[f"{b}-{w}" for b, w in WAYS])
+    elif "ws" in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 def people(ws, count: int, *extra: str) -> list[str]:
@@ -33,9 +41,14 @@ def status(ws) -> str:
     return ws.run("status", "issues/033.yaml").stdout
 
 
-@pytest.fixture(params=["pipelining", "one command at a time"])
-def relay(ws, smtp, secret, request):
-    smtp.pipelining = request.param == "pipelining"
+@pytest.fixture
+def way(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def relay(ws, smtp, secret, way):
+    smtp.pipelining = way == "pipelining"
     ws.configure(extra=smtp_config(smtp.port, connections=2, timeout=1))
     ws.issue("033.yaml", number=33)
     return ws
@@ -83,7 +96,7 @@ def test_non_ascii_addresses_go_over_smtputf8_or_fail_alone(ws, secret) -> None:
         controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=smtputf8)
         controller.start()
         try:
-            ws.configure(extra=smtp_config(controller.port) + "subscribers: " + f"store-{smtputf8}.db\n")
+            ws.configure(extra=smtp_config(controller.port) + f"subscribers: {ws.new_store(f'store-{smtputf8}.db')}\n")
             ws.issue("033.yaml", number=33)
             people(ws, 46, "josé@example.com", "user@bücher.de", "ünï@example.org", "ok@bücher.de")
             result = ws.run("send", "--yes", "issues/033.yaml")
@@ -134,7 +147,7 @@ def test_a_bad_address_does_not_stop_the_send(relay, smtp) -> None:
     result = relay.run("send", "--yes", "issues/033.yaml")
     assert result.exit_code == 3
     assert "19 sent, 1 failed" in result.stdout
-    assert Store(relay.settings.subscribers).get("reader005@example.com").status == "bounced"
+    assert relay.store().get("reader005@example.com").status == "bounced"
     retried = relay.run("send", "--yes", "issues/033.yaml", "--retry-failed")
     assert "This run: 0 sent" in retried.stdout  # a bad address is not retried
 
@@ -251,8 +264,7 @@ def test_journal_prune_keeps_the_totals_and_the_promise(relay, smtp) -> None:
     pruned = relay.run("journal", "prune", "issues/033.yaml")
     assert pruned.exit_code == 0 and "dropped 9 row(s)" in pruned.stdout
     assert status(relay) == before  # "9 sent, 1 failed", and the failed row with its reason
-    db = sqlite3.connect(relay.settings.subscribers)
-    assert db.execute("SELECT count(*) FROM deliveries WHERE issue = 33").fetchone() == (1,)
+    assert relay.store().db.execute("SELECT count(*) FROM deliveries WHERE issue = 33").fetchone() == (1,)
     assert "This run: 0 sent" in relay.run("send", "--yes", "issues/033.yaml").stdout
     again = relay.run("send", "--yes", "issues/033.yaml", "--include-new")
     assert again.exit_code == 1 and "was pruned" in again.stderr

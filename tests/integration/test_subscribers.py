@@ -1,11 +1,13 @@
 """`newsletter subscribers`: CSV import with every edge case, add, remove, list; on a
-real SQLite file."""
+real SQLite file and on a real PostgreSQL database."""
 
 from __future__ import annotations
 
 import json
 
-from newsletter.mailing.store import Store
+import pytest
+
+pytestmark = pytest.mark.backends
 
 GOOD = "email,name\nada@example.com,Ada\n"
 
@@ -17,7 +19,7 @@ def write(ws, name: str, content: str | bytes):
 
 
 def emails(ws) -> list[str]:
-    return [s.email for s in Store(ws.settings.subscribers).all()]
+    return [s.email for s in ws.store().all()]
 
 
 def test_import_accepts_a_bom_quotes_and_extra_columns(ws) -> None:
@@ -25,7 +27,7 @@ def test_import_accepts_a_bom_quotes_and_extra_columns(ws) -> None:
     result = ws.run("subscribers", "import", write(ws, "a.csv", csv))
     assert result.exit_code == 0, result.output
     assert result.stdout == "a.csv: 2 added\n"
-    ada = Store(ws.settings.subscribers).get("ADA@example.com")
+    ada = ws.store().get("ADA@example.com")
     assert (ada.name, ada.fields, ada.status) == ("Lovelace, Ada", {"company": 'Engines "Inc"'}, "subscribed")
 
 
@@ -53,13 +55,13 @@ def test_bad_rows_are_reported_by_line_and_skipped(ws) -> None:
 
 def test_strict_rejects_the_whole_file_and_changes_nothing(ws) -> None:
     ws.run("subscribers", "import", write(ws, "good.csv", GOOD))
-    before = Store(ws.settings.subscribers).get("ada@example.com")
+    before = ws.store().get("ada@example.com")
     csv = "email,name\nada@example.com,Renamed\nnew@example.com,New\nbroken,Row\n"
     result = ws.run("subscribers", "import", write(ws, "c.csv", csv), "--strict")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == "c.csv: 1 bad row(s); nothing imported (--strict)"
     assert emails(ws) == ["ada@example.com"]
-    assert Store(ws.settings.subscribers).get("ada@example.com") == before
+    assert ws.store().get("ada@example.com") == before
 
 
 def test_a_file_without_an_email_column_or_not_utf8_is_refused(ws) -> None:
@@ -80,7 +82,7 @@ def test_reimport_changes_nothing_and_keeps_unsubscribed(ws) -> None:
     ws.run("subscribers", "remove", "bob@example.com")
     result = ws.run("subscribers", "import", name)
     assert result.stdout == "g.csv: 1 unchanged, 1 kept unsubscribed\n"
-    store = Store(ws.settings.subscribers)
+    store = ws.store()
     assert store.get("bob@example.com").status == "unsubscribed"
     changes = [(change, source) for _, change, source, _ in store.events("bob@example.com")]
     assert changes == [("subscribed", "import g.csv"), ("unsubscribed", "cli remove")]
@@ -101,6 +103,7 @@ def test_add_remove_and_list(ws) -> None:
     assert csv[2].startswith('eve@example.com,"\'=HYPERLINK(""http://x"")",subscribed,')
 
 
+@pytest.mark.sqlite_only
 def test_the_store_is_sqlite_in_wal_mode(ws) -> None:
     import sqlite3
 
@@ -190,15 +193,15 @@ def test_the_fast_path_for_plain_addresses_gives_what_email_validator_gives() ->
     assert _plain("INFO@example.com") is None and _plain("a@xn--bcher-kva.ch") is None
 
 
-def snapshot(path) -> tuple[list, list]:
-    import sqlite3
+def snapshot(target) -> tuple[list, list]:
+    from newsletter.mailing.db import connect
+    from newsletter.mailing.dialects import SQLITE
 
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    state = (db.execute("SELECT * FROM subscribers ORDER BY email_key").fetchall(),
-             db.execute("SELECT * FROM events ORDER BY id").fetchall())
-    db.close()
-    return state
+    with connect(target) as db:
+        if db.dialect == SQLITE:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return (db.execute("SELECT * FROM subscribers ORDER BY email_key").fetchall(),
+                db.execute("SELECT * FROM events ORDER BY id").fetchall())
 
 
 def full_disk(monkeypatch, pages: int = 2) -> None:
@@ -217,6 +220,7 @@ def full_disk(monkeypatch, pages: int = 2) -> None:
     monkeypatch.setattr(store, "connect", connect)
 
 
+@pytest.mark.sqlite_only
 def test_a_full_disk_during_an_import_changes_nothing_and_says_so(ws, monkeypatch) -> None:
     ws.run("subscribers", "import", write(ws, "first.csv", "email,name\nada@example.com,Ada\nbob@example.com,Bob\n"))
     ws.run("subscribers", "remove", "bob@example.com")
@@ -233,6 +237,7 @@ def test_a_full_disk_during_an_import_changes_nothing_and_says_so(ws, monkeypatc
     assert snapshot(ws.settings.subscribers) == before
 
 
+@pytest.mark.sqlite_only
 def test_a_full_disk_during_add_changes_nothing_and_says_so(ws, monkeypatch) -> None:
     ws.run("subscribers", "add", "ada@example.com", "--name", "Ada")
     before = snapshot(ws.settings.subscribers)
@@ -254,7 +259,7 @@ def test_list_json_and_csv_parse_back_to_the_stored_rows(ws) -> None:
     ws.run("subscribers", "import", write(ws, "b.csv", "email,city,zone\ndan@example.com,-Oslo,+1\n"
                                           "ada@example.com,London,\n"))
     ws.run("subscribers", "remove", "bob@example.com")
-    stored = [s._asdict() for s in Store(ws.settings.subscribers).all()]
+    stored = [s._asdict() for s in ws.store().all()]
     assert [s["email"] for s in stored] == ["ada@example.com", "bob@example.com", "carol@example.com",
                                             "dan@example.com"]
 

@@ -15,16 +15,17 @@ import feedparser
 import html5lib
 import pytest
 
-from newsletter.mailing.store import Store
 from newsletter.mailing.tokens import list_id, make_expiring_token, make_token
 
 from support import REPO
+
+pytestmark = pytest.mark.backends
 
 LIST = list_id("Test Weekly", "news@example.com")
 
 
 def status_of(ws, address: str) -> str:
-    return Store(ws.settings.subscribers).get(address).status
+    return ws.store().get(address).status
 
 
 def test_one_click_post_unsubscribes_and_a_later_send_skips_the_address(web, ws, smtp, secret) -> None:
@@ -33,7 +34,7 @@ def test_one_click_post_unsubscribes_and_a_later_send_skips_the_address(web, ws,
     assert code == 200
     assert "ada@example.com" in body and "unsubscribed" in body
     assert status_of(ws, "ada@example.com") == "unsubscribed"
-    assert Store(ws.settings.subscribers).events("ada@example.com")[-1][1:3] == ("unsubscribed",
+    assert ws.store().events("ada@example.com")[-1][1:3] == ("unsubscribed",
                                                                                "one-click (RFC 8058)")
     assert web.request("POST", f"/unsubscribe?token={token}", {"List-Unsubscribe": "One-Click"})[0] == 200
     assert ws.run("send", "--yes", "issues/001.yaml").exit_code == 0
@@ -79,19 +80,19 @@ def test_bad_tokens_are_400_and_change_nothing(web, ws, secret, kind: str) -> No
 def test_sign_up_mails_a_confirmation_and_only_confirming_subscribes(web, ws, smtp) -> None:
     code, body = web.request("POST", "/subscribe", {"email": "new@example.com"})
     assert code == 200 and "confirmation link is on its way" in body
-    assert Store(ws.settings.subscribers).get("new@example.com") is None
+    assert ws.store().get("new@example.com") is None
     wait_for_mail(smtp, 1)
     ((rcpt, message),) = smtp.received()
     assert rcpt == "new@example.com" and message["Subject"] == "Confirm your subscription to Test Weekly"
     link = re.search(r"https://news\.example\.com(/confirm\?token=\S+)", message.get_content()).group(1)
     code, body = web.request("GET", link)
     assert code == 200 and "Yes, subscribe new@example.com" in body
-    assert Store(ws.settings.subscribers).get("new@example.com") is None  # a GET changes nothing
+    assert ws.store().get("new@example.com") is None  # a GET changes nothing
     token = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["token"][0]
     code, body = web.request("POST", "/confirm", {"token": token})
     assert code == 200 and "new@example.com is subscribed" in body
     assert status_of(ws, "new@example.com") == "subscribed"
-    changes = [(c, s) for _, c, s, _ in Store(ws.settings.subscribers).events("new@example.com")]
+    changes = [(c, s) for _, c, s, _ in ws.store().events("new@example.com")]
     assert changes == [("confirmation sent", "web sign-up from 127.0.0.1"), ("subscribed", "web sign-up, confirmed")]
 
 
@@ -101,7 +102,7 @@ def test_expired_and_forged_confirmations_are_refused(web, ws, secret) -> None:
     for token in (old, forged):
         assert web.request("GET", f"/confirm?token={token}")[0] == 400
         assert web.request("POST", "/confirm", {"token": token})[0] == 400
-    assert Store(ws.settings.subscribers).get("late@example.com") is None
+    assert ws.store().get("late@example.com") is None
 
 
 def test_a_hundred_sign_ups_for_one_address_send_one_mail(web, smtp) -> None:
@@ -133,7 +134,7 @@ def test_answers_do_not_tell_subscribers_from_strangers(web, smtp) -> None:
 
 def test_unsubscribed_and_bounced_come_back_only_by_confirming(web, ws, smtp, secret) -> None:
     ws.run("subscribers", "remove", "ada@example.com")
-    Store(ws.settings.subscribers).set_status("bob@example.com", "bounced", "test")
+    ws.store().set_status("bob@example.com", "bounced", "test")
     for address in ("ada@example.com", "bob@example.com"):
         web.request("POST", "/subscribe", {"email": address})
         assert status_of(ws, address) != "subscribed"

@@ -11,10 +11,12 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from newsletter.mailing.store import Store, connect
+from newsletter.mailing.store import connect
 from newsletter.mailing.tokens import list_id, make_expiring_token, make_token
 
 from support import SmtpRecorder, Web, free_port, smtp_config
+
+pytestmark = pytest.mark.backends
 
 LIST = list_id("Test Weekly", "news@example.com")
 
@@ -103,7 +105,7 @@ def test_unsubscribe_answers_fast_while_the_relay_hangs(ws, secret) -> None:
         token = make_token(secret, LIST, "ada@example.com")
         code, _ = web.request("POST", f"/unsubscribe?token={token}", {"List-Unsubscribe": "One-Click"})
         assert code == 200 and time.monotonic() - start < 1.0
-        assert Store(ws.settings.subscribers).get("ada@example.com").status == "unsubscribed"
+        assert ws.store().get("ada@example.com").status == "unsubscribed"
     finally:
         web.stop()
         relay.close()
@@ -142,7 +144,7 @@ def test_confirmation_mail_has_limits_per_client_per_mailbox_and_per_hour(ws, sm
         assert len(rcpts) == 5 and sum(r.startswith("victim+") for r in rcpts) == 1
     finally:
         web.stop()
-    web = serve(ws, smtp.port, "signup: {per_client: 3, hourly: 500}\nsubscribers: other.db\n")
+    web = serve(ws, smtp.port, f"signup: {{per_client: 3, hourly: 500}}\nsubscribers: {ws.new_store('other.db')}\n")
     try:
         answers = [web.request("POST", "/subscribe", {"email": f"a{n}@example.com"},
                                {"X-Forwarded-For": f"10.0.0.{n}"})[0] for n in range(6)]
@@ -169,6 +171,7 @@ def test_proxy_headers_are_believed_only_when_asked_and_recorded_as_plain_text(w
     assert all("<" not in client and "\x1b" not in client for _, client, _ in outbox(ws))
 
 
+@pytest.mark.sqlite_only  # the store plays no part
 def test_every_response_has_the_security_headers_the_archive_included(ws, smtp, secret) -> None:
     web = serve(ws, smtp.port)
     try:
@@ -185,15 +188,15 @@ def test_confirm_refuses_other_origins_and_one_click_accepts_them(ws, smtp, secr
     try:
         token = make_expiring_token(secret, LIST, "new@example.com", int(time.time()) + 600)
         code, _ = web.request("POST", "/confirm", {"token": token}, {"Origin": "https://evil.example"})
-        assert code == 403 and Store(ws.settings.subscribers).get("new@example.com") is None
+        assert code == 403 and ws.store().get("new@example.com") is None
         code, _ = web.request("POST", "/confirm", {"token": token}, {"Sec-Fetch-Site": "cross-site"})
         assert code == 403
         code, _ = web.request("POST", "/confirm", {"token": token}, {"Origin": "https://news.example.com"})
-        assert code == 200 and Store(ws.settings.subscribers).get("new@example.com").status == "subscribed"
+        assert code == 200 and ws.store().get("new@example.com").status == "subscribed"
         unsubscribe = make_token(secret, LIST, "new@example.com")
         code, _ = web.request("POST", f"/unsubscribe?token={unsubscribe}", {"List-Unsubscribe": "One-Click"},
                               {"Origin": "https://mail.example.net"})  # a mail client, elsewhere: fine
-        assert code == 200 and Store(ws.settings.subscribers).get("new@example.com").status == "unsubscribed"
+        assert code == 200 and ws.store().get("new@example.com").status == "unsubscribed"
     finally:
         web.stop()
 
@@ -211,7 +214,7 @@ def test_non_ascii_sign_up_never_breaks(ws, secret, smtputf8) -> None:
         while outbox(ws)[0][2] == "queued":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        events = [change for _, change, _, _ in Store(ws.settings.subscribers).events("josé@bücher.de")]
+        events = [change for _, change, _, _ in ws.store().events("josé@bücher.de")]
         if smtputf8:
             assert [rcpt for rcpt, _ in recorder.messages] == ["josé@xn--bcher-kva.de"]
             assert events == ["confirmation sent"]
@@ -242,8 +245,8 @@ def test_tokens_are_accepted_only_in_the_form_we_write(ws, smtp, secret) -> None
                     f"{a}. {hexpart}.{c}", f"{a}.+{hexpart}.{c}", f"{a}=.{hexpart}.{c}"):
             if bad:
                 assert web.request("POST", "/confirm", {"token": bad})[0] == 400, bad
-        assert Store(ws.settings.subscribers).get("ada@example.com").status == "subscribed"
-        assert Store(ws.settings.subscribers).get("new@example.com") is None
+        assert ws.store().get("ada@example.com").status == "subscribed"
+        assert ws.store().get("new@example.com") is None
         assert web.request("POST", "/unsubscribe", {"token": good, "List-Unsubscribe": "One-Click"})[0] == 200
     finally:
         web.stop()
