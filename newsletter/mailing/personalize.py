@@ -138,6 +138,7 @@ class MessageTemplate:
         self._date = (0, "")
         mailto = settings.unsubscribe.mailto
         self.mailto = f"mailto:{mailto}?subject=unsubscribe" if mailto else ""
+        self._unsubscribe = _with_issue(settings.unsubscribe.url or "", self.issue)
         self.signer = None  # a dkim.Prepared, set by sign_with
         self.return_path = None  # address -> envelope sender (VERP), set by send.prepare with `bounces:`
 
@@ -165,9 +166,7 @@ class MessageTemplate:
     def values(self, recipient: Recipient) -> dict[str, str]:
         """The personal values of one recipient (also what layouts see as ``personal``)."""
         token = make_token(self.secret, self.list_id, recipient.email)
-        url = self.settings.unsubscribe.url
-        unsubscribe = url.replace("{token}", token) if url else ""
-        unsubscribe = unsubscribe or self.mailto
+        unsubscribe = self._unsubscribe.replace("{token}", token) if self._unsubscribe else self.mailto
         values = {**recipient.fields, "name": recipient.name, "email": recipient.email,
                   "unsubscribe_url": unsubscribe, "token": token, "greeting": self.greeting(recipient.name)}
         if self.settings.tracking.clicks and self.settings.tracking.per_subscriber:
@@ -203,3 +202,11 @@ class MessageTemplate:
             return b"".join(parts)
         personal = [parts[n + 1] for n, p in enumerate(self.body) if type(p) is not bytes]
         return b"".join([self.signer.sign(parts[0], personal), *parts])  # the message's bytes joined once
+
+
+def _with_issue(url: str, issue: int) -> str:
+    """The unsubscribe URL naming the issue it came in (``{issue}``, or an ``issue``
+    parameter added), so that `stats` can say which issue a reader left after."""
+    if not url or "{issue}" in url:
+        return url.replace("{issue}", str(issue))
+    return f"{url}{'&' if '?' in url else '?'}issue={issue}"

@@ -9,7 +9,6 @@ message is handed over.
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from newsletter.mailing.importing import check_address
 from newsletter.mailing.journal import Entry, Journal
 from newsletter.mailing.personalize import MessageTemplate, Recipient, image_urls
 from newsletter.mailing.segments import Segment
+from newsletter.mailing.storage import driver_errors
 from newsletter.mailing.store import Store
 from newsletter.mailing.tokens import domain_of, secret_from_environment
 from newsletter.mailing.tracking import LinkBook, tracking_on
@@ -133,7 +133,7 @@ def send_issue(path: Path, settings: Settings, display: str, *, limit: int | Non
     try:
         return _send(journal, template, settings, limit, retry_unknown, retry_failed, include_new, confirm, progress,
                      where)
-    except sqlite3.Error as e:
+    except driver_errors() as e:
         raise journal_error(journal, e) from None
     finally:
         journal.close()
@@ -166,7 +166,7 @@ def _send(journal: Journal, template: MessageTemplate, settings: Settings, limit
     finally:
         try:
             journal.release()
-        except sqlite3.Error:  # a full disk: the lock names a process that is gone, which the next run sees
+        except driver_errors():  # a full disk: the lock names a process that is gone, which the next run sees
             pass
 
 

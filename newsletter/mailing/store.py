@@ -144,10 +144,10 @@ class Store:
                 batch.clear()  # before the next one is read, not after
         return counts
 
-    def set_status(self, email: str, status: str, source: str, detail: str = "") -> bool:
+    def set_status(self, email: str, status: str, source: str, detail: str = "", issue: int | None = None) -> bool:
         """Change an address's status; False if the address is unknown."""
         with self._writing("nothing was changed"):
-            return change_status(self.db, email.strip().lower(), status, source, detail)
+            return change_status(self.db, email.strip().lower(), status, source, detail, issue)
 
     @contextmanager
     def _writing(self, unchanged: str, lock: str = "") -> Iterator[None]:
@@ -247,12 +247,16 @@ def _new(email: str, name: str, fields: dict[str, str], source: str, at: str, st
             "added" if status == "subscribed" else f"added as {status}")
 
 
-def record_event(db: Database, key: str, at: str, change: str, source: str, detail: str = "") -> None:
-    """Add to the consent record (inside the caller's transaction)."""
-    db.execute(_EVENT, (key, at, change, source, detail))
+def record_event(db: Database, key: str, at: str, change: str, source: str, detail: str = "",
+                 issue: int | None = None) -> None:
+    """Add to the consent record (inside the caller's transaction); ``issue``: the one
+    whose link or message led to the change."""
+    db.execute("INSERT INTO events (email_key, at, change, source, detail, issue) VALUES (?, ?, ?, ?, ?, ?)",
+               (key, at, change, source, detail, issue))
 
 
-def change_status(db: Database, key: str, status: str, source: str, detail: str = "") -> bool:
+def change_status(db: Database, key: str, status: str, source: str, detail: str = "",
+                  issue: int | None = None) -> bool:
     """Set an address's status and record the change (inside the caller's transaction)."""
     row = db.execute("SELECT status FROM subscribers WHERE email_key = ?" + row_lock(db), (key,)).fetchone()
     if row is None:
@@ -260,7 +264,7 @@ def change_status(db: Database, key: str, status: str, source: str, detail: str 
     if row[0] != status:
         at = now()
         db.execute("UPDATE subscribers SET status = ?, updated_at = ? WHERE email_key = ?", (status, at, key))
-        record_event(db, key, at, status, source, detail)
+        record_event(db, key, at, status, source, detail, issue)
     return True
 
 

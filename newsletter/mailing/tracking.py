@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import re
-import sqlite3
 
 from newsletter.authoring.labels import in_lang
 from newsletter.authoring.linkcheck import fetch_all
@@ -25,7 +24,8 @@ from newsletter.authoring.markup import Markdown
 from newsletter.authoring.model import Issue
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
-from newsletter.mailing.store import connect, store_error, transaction
+from newsletter.mailing.db import Database
+from newsletter.mailing.storage import connect, driver_errors, store_error
 from newsletter.mailing.tokens import list_id as list_id_of
 
 CANARY = 0  # the link no human clicks (hidden in the email's HTML)
@@ -75,11 +75,8 @@ class LinkBook:
         finally:
             db.close()
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            return connect(self.settings.subscribers)
-        except sqlite3.Error as e:
-            raise store_error(self.settings.subscribers, e) from None
+    def _connect(self) -> Database:
+        return connect(self.settings.subscribers)  # its failures are already a NewsletterError
 
     def link(self, url: str, tagged: str) -> str:
         """The redirect URL for the issue's ``url``, to ``tagged`` (with its UTM parameters)."""
@@ -102,16 +99,16 @@ class LinkBook:
             return
         db = self._connect()
         try:
-            with transaction(db):
+            with db.transaction(lock=f"links of issue {self.issue}"):  # check, then insert: one at a time
                 for number, (url, section, title) in self.new.items():
                     row = db.execute("SELECT url FROM links WHERE issue = ? AND id = ?",
                                      (self.issue, number)).fetchone()
                     if row is not None and row[0] != url:
                         raise NewsletterError(f"issue {self.issue}: its links were numbered by another send at the"
                                               " same moment; nothing was sent", hint="run the same command again")
-                    db.execute("INSERT OR IGNORE INTO links (issue, id, url, section, title) VALUES (?, ?, ?, ?, ?)",
-                               (self.issue, number, url, section, title))
-        except sqlite3.Error as e:
+                    db.execute("INSERT INTO links (issue, id, url, section, title) VALUES (?, ?, ?, ?, ?)"
+                               " ON CONFLICT DO NOTHING", (self.issue, number, url, section, title))
+        except driver_errors() as e:
             raise store_error(self.settings.subscribers, e) from None
         finally:
             db.close()

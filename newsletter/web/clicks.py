@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import sqlite3
 import sys
 import threading
 import time
@@ -34,7 +33,8 @@ from typing import NamedTuple
 from urllib.parse import quote
 
 from newsletter.config import Settings
-from newsletter.mailing.store import connect, transaction
+from newsletter.mailing.db import Database
+from newsletter.mailing.storage import connect, transaction
 from newsletter.mailing.tokens import list_id, read_token
 from newsletter.mailing.tracking import CANARY, read_link_id
 
@@ -77,7 +77,7 @@ class Clicks:
         self.dropped = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="clicks", daemon=True)
-        self.db: sqlite3.Connection | None = None  # for link lookups, from the event loop
+        self.db: Database | None = None  # for link lookups, from the event loop
 
     def start(self) -> None:
         self.thread.start()
@@ -172,7 +172,7 @@ class Judge:
         self.rows: list[tuple] = []  # judged, not yet inserted
         self.swept = 0.0
 
-    def write(self, db: sqlite3.Connection, hit: Hit) -> None:
+    def write(self, db: Database, hit: Hit) -> None:
         """Judge ``hit``; ``flush`` inserts it (inside the caller's transaction)."""
         self._sweep(hit.at)
         counted = self._counted(db, hit.issue)
@@ -191,7 +191,7 @@ class Judge:
             counted.add(reader)
         self.rows.append((hit.issue, hit.link, hit.at, hit.client, hit.email_key, verdict))
 
-    def flush(self, db: sqlite3.Connection) -> None:
+    def flush(self, db: Database) -> None:
         """Insert the clicks judged so far."""
         for start in range(0, len(self.rows), 500):  # 3,000 parameters a statement: far within SQLite's limit
             chunk = self.rows[start:start + 500]
@@ -200,7 +200,7 @@ class Judge:
         self.rows = []
         self.unsent.clear()
 
-    def _counted(self, db: sqlite3.Connection, issue: int) -> set[tuple[str, int]]:
+    def _counted(self, db: Database, issue: int) -> set[tuple[str, int]]:
         counted = self.counted.pop(issue, None)
         if counted is None:
             self.flush(db)  # this batch's clicks of the issue are in the store too
@@ -212,19 +212,20 @@ class Judge:
             del self.counted[next(iter(self.counted))]
         return counted
 
-    def _discount(self, db: sqlite3.Connection, client: str, since: float, issue: int | None = None) -> None:
+    def _discount(self, db: Database, client: str, since: float, issue: int | None = None) -> None:
         """Relabel ``client``'s clicks since ``since`` (of ``issue``, or all) as a scanner's."""
         self.flush(db)
         where = "client = ? AND at >= ?" + (" AND issue = ?" if issue is not None else "")
         args = (client, since) + ((issue,) if issue is not None else ())
+        hint = " INDEXED BY clicks_by_client" if db.dialect == "sqlite" else ""  # SQLite picked the issue index
         for number, link, email_key in db.execute(
-                f"UPDATE clicks INDEXED BY clicks_by_client SET verdict = 'scanner' WHERE {where}"
+                f"UPDATE clicks{hint} SET verdict = 'scanner' WHERE {where}"
                 " AND verdict = 'counted' RETURNING issue, link, email_key", args).fetchall():
             self.counted.get(number, set()).discard((email_key or client, link))
-        db.execute(f"UPDATE clicks INDEXED BY clicks_by_client SET verdict = 'scanner' WHERE {where}"
+        db.execute(f"UPDATE clicks{hint} SET verdict = 'scanner' WHERE {where}"
                    " AND verdict = 'repeat'", args)
 
-    def _soon(self, db: sqlite3.Connection, hit: Hit) -> bool:
+    def _soon(self, db: Database, hit: Hit) -> bool:
         """Within ``SOON`` s of the message's delivery: the reader's own with per_subscriber
         (the journal writes it just after the relay took the message, so a click may even
         come first); else of the send's start, all that is known without the reader."""
@@ -242,7 +243,7 @@ class Judge:
             self.started[hit.issue] = _unix(row[0])
         return 0 <= hit.at - self.started[hit.issue] < SOON
 
-    def _burst(self, db: sqlite3.Connection, hit: Hit) -> bool:
+    def _burst(self, db: Database, hit: Hit) -> bool:
         key = (hit.client, hit.issue)
         recent, links = self.recent.get(key) or self.recent.setdefault(key, (deque(), Counter()))
         while recent and recent[0][0] < hit.at - BURST_SECONDS:

@@ -64,12 +64,13 @@ class Consent:
         """The address an unsubscribe token was made for, if we made it."""
         return read_token(self.secret, self.list_id, token)
 
-    def unsubscribe(self, token: str, source: str) -> str | None:
-        """Unsubscribe the token's address; None (and no change) for a bad token."""
+    def unsubscribe(self, token: str, source: str, issue: int | None = None) -> str | None:
+        """Unsubscribe the token's address (``issue``: the one whose link it was); None
+        (and no change) for a bad token."""
         email = self.unsubscribe_address(token)
         if email is not None:
             with self.lock:
-                self.store.set_status(email, "unsubscribed", source)
+                self.store.set_status(email, "unsubscribed", source, issue=issue)
         return email
 
     # Joining

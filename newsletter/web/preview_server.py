@@ -17,6 +17,7 @@ import html
 import json
 import re
 import secrets
+import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -63,6 +64,12 @@ class PreviewServer(ThreadingHTTPServer):
         self.hosts = loopback_hosts(self.server_address[1])
         self.origins = frozenset(f"http://{host}" for host in self.hosts)
         self.token = secrets.token_urlsafe(32)  # per run: a page from an earlier run must reload
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that went away mid-answer (a reload while an image was sent) is not an
+        error worth a traceback in the author's terminal; anything else still is."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -68,20 +68,26 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
             token = (await request.form()).get("token")
         return str(token or "")
 
+    def issue_of(request: Request) -> int | None:
+        """The issue whose unsubscribe link it was (for `stats`), when it says one."""
+        issue = request.query_params.get("issue", "")
+        return int(issue) if issue.isdecimal() and issue.isascii() and len(issue) < 10 else None
+
     async def unsubscribe_page(request: Request) -> HTMLResponse:
         token = await token_of(request)
         email = consent.unsubscribe_address(token)
         if email is None:
             return bad_link()
         return page(labels["unsubscribe_title"].format(name=settings.name), "",
-                    {"action": "/unsubscribe", "fields": {"token": token},
+                    {"action": "/unsubscribe" + (f"?issue={n}" if (n := issue_of(request)) else ""),
+                     "fields": {"token": token},
                      "button": labels["unsubscribe_button"].format(email=email)})
 
     async def unsubscribe(request: Request) -> HTMLResponse:
         form = await request.form()
         one_click = form.get("List-Unsubscribe") == "One-Click"
         source = "one-click (RFC 8058)" if one_click else "unsubscribe page"
-        email = await run_in_threadpool(consent.unsubscribe, await token_of(request), source)
+        email = await run_in_threadpool(consent.unsubscribe, await token_of(request), source, issue_of(request))
         if email is None:
             return bad_link()
         return page(labels["unsubscribed_title"], labels["unsubscribed"].format(name=settings.name, email=email))

@@ -6,15 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import re
-import sqlite3
 import time
 
 import pytest
 
+from newsletter.mailing.storage import connect
 from newsletter.mailing.tokens import list_id, make_token
 from newsletter.mailing.tracking import link_id
 
 from support import Web, free_port, items_block, smtp_config
+
+pytestmark = pytest.mark.backends
 
 LIST = list_id("Test Weekly", "news@example.com")
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -57,7 +59,7 @@ def age_send(ws, seconds: float = 60) -> None:
     """As if the send had happened ``seconds`` ago: the journal's times moved back (the
     one thing changed behind serve's back; waiting out the timing rule would do the same)."""
     past = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)).isoformat()
-    with sqlite3.connect(ws.settings.subscribers) as db:
+    with connect(ws.settings.subscribers) as db:
         db.execute("UPDATE sends SET started_at = ?", (past,))
         db.execute("UPDATE deliveries SET updated_at = ?", (past,))
 
@@ -77,7 +79,7 @@ def clicks(ws, count: int) -> list[tuple]:
     """(link, verdict, email_key) of every click, once serve's writer has ``count`` of them."""
     deadline = time.monotonic() + 10
     while True:
-        with sqlite3.connect(ws.settings.subscribers) as db:
+        with connect(ws.settings.subscribers) as db:
             rows = db.execute("SELECT link, verdict, email_key FROM clicks ORDER BY id").fetchall()
         if len(rows) >= count:
             return rows
@@ -103,7 +105,7 @@ def test_a_click_through_the_redirect_counts_once(serve, ws, smtp) -> None:
         assert headers["cache-control"] == "no-store" and headers["referrer-policy"] == "no-referrer"
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert clicks(ws, 2) == [(1, "counted", None), (1, "repeat", None)]
-    with sqlite3.connect(ws.settings.subscribers) as db:
+    with connect(ws.settings.subscribers) as db:
         assert db.execute("SELECT section, title FROM links WHERE issue = 1 AND id = 1").fetchone() == (
             "featured", "Item number 0")
         client = db.execute("SELECT client FROM clicks").fetchone()[0]
@@ -112,7 +114,7 @@ def test_a_click_through_the_redirect_counts_once(serve, ws, smtp) -> None:
 
 def test_the_more_posts_link_keeps_its_own_query_and_gets_utm(serve, ws, smtp) -> None:
     html, _ = send(ws, smtp)["ada@example.com"]
-    with sqlite3.connect(ws.settings.subscribers) as db:
+    with connect(ws.settings.subscribers) as db:
         (number,) = db.execute("SELECT id FROM links WHERE section = 'more' AND title = 'A post'").fetchone()
     (post,) = [link for link in links_of(html) if link.startswith(f"/c/1.{number}.")]
     assert get(serve, post)[1]["location"].startswith("https://blog.test/post?ref=feed&utm_source=newsletter")

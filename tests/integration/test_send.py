@@ -57,7 +57,8 @@ def test_each_subscriber_gets_one_message_of_their_own(sending, smtp, secret) ->
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         https, mailto = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])
         assert mailto == "mailto:unsubscribe@example.com?subject=unsubscribe"
-        token = https.removeprefix("https://news.example.com/unsubscribe?token=")
+        token, issue = https.removeprefix("https://news.example.com/unsubscribe?token=").split("&issue=")
+        assert issue == "33"  # the link says which issue the reader left after (`stats`)
         assert read_token(secret, list_id("Test Weekly", "news@example.com"), token) == rcpt
         tokens.add(token)
         ids.add(message["Message-ID"])

@@ -48,3 +48,23 @@ def test_without_a_password_serve_has_no_stats(ws, smtp, secret, monkeypatch) ->
         assert server.exchange("GET", "/stats", headers=auth(""))[0] == 404
     finally:
         server.stop()
+
+
+def test_an_unsubscribe_through_the_issues_link_is_counted_for_that_issue(ws, smtp, secret) -> None:
+    import json
+    import re
+    from urllib.parse import urlsplit
+
+    sent_workspace(ws, smtp)
+    (message,) = [m for rcpt, m in smtp.received() if rcpt == "ada@example.com"]
+    https = re.findall(r"<(https://[^>]+)>", message["List-Unsubscribe"])[0]
+    link = urlsplit(https)
+    assert "issue=33" in link.query
+    server = Web(ws, free_port())
+    try:
+        code, _ = server.request("POST", f"{link.path}?{link.query}", {"List-Unsubscribe": "One-Click"})
+        assert code == 200
+    finally:
+        server.stop()
+    stats = json.loads(ws.run("stats", "33", "--format", "json").stdout)
+    assert stats["unsubscribes"] == {"total": 1, "by_source": {"one-click (RFC 8058)": 1}}

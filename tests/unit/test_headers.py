@@ -211,7 +211,7 @@ def test_list_unsubscribe_folds_between_whole_urls(make) -> None:
     token = tpl.values(Recipient(addr))["token"]
     message = email.message_from_bytes(raw, policy=policy.default)
     assert re.findall(r"<([^<>]+)>", str(message["List-Unsubscribe"])) == [
-        url.replace("{token}", token), "mailto:unsubscribe@example.com?subject=unsubscribe"]
+        url.replace("{token}", token) + f"&issue={tpl.issue}", "mailto:unsubscribe@example.com?subject=unsubscribe"]
     assert not message.defects
 
 
