@@ -6,9 +6,17 @@ An ASGI middleware rather than a header on each page: the static archive's respo
 
 from __future__ import annotations
 
+import hashlib
+import mimetypes
+import os
+from email.utils import formatdate
+from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import NotModifiedResponse, StaticFiles
 
 MAX_BODY = 8 * 1024  # the forms take an address or a token: a few hundred bytes
 
@@ -88,3 +96,25 @@ def same_origin(request: Request, base_url: str | None) -> bool:
         parts = urlsplit(base_url)
         allowed.add(f"{parts.scheme}://{parts.netloc}")
     return origin in allowed
+
+
+class SteadyFiles(StaticFiles):
+    """StaticFiles that answer with one version of a file. The archive is rewritten while
+    serve runs (each file replaced by a rename); Starlette's FileResponse takes the length
+    from one stat and reads the file by its path later, so a page replaced in between went
+    out cut short. Here the file is opened once, and its length, ETag and bytes all come
+    from that open file (the archive's pages and images are small)."""
+
+    def file_response(self, full_path: Any, stat_result: os.stat_result, scope: Any,
+                      status_code: int = 200) -> Response:
+        try:
+            with open(full_path, "rb") as file:
+                body, stat_result = file.read(), os.fstat(file.fileno())
+        except OSError:  # gone since it was found: as if it had never been there
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        etag = hashlib.md5(f"{stat_result.st_mtime}-{stat_result.st_size}".encode(), usedforsecurity=False)
+        headers = {"last-modified": formatdate(stat_result.st_mtime, usegmt=True), "etag": f'"{etag.hexdigest()}"'}
+        if self.is_not_modified(Headers(headers=headers), Headers(scope=scope)):
+            return NotModifiedResponse(Headers(headers=headers))
+        media_type = mimetypes.guess_type(str(full_path))[0] or "application/octet-stream"
+        return Response(body, status_code=status_code, headers=headers, media_type=media_type)

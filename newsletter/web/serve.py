@@ -27,7 +27,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
@@ -36,7 +35,7 @@ from newsletter.mailing.importing import check_address
 from newsletter.mailing.schedule import Scheduler
 from newsletter.web.clicks import Clicks
 from newsletter.web.consent import Consent
-from newsletter.web.guard import SecurityHeaders, same_origin
+from newsletter.web.guard import SecurityHeaders, SteadyFiles, same_origin
 from newsletter.web.outbox import Outbox
 from newsletter.web.refresh import Refresher
 from newsletter.web.stats import stats_routes
@@ -139,7 +138,7 @@ def create_app(settings: Settings, secret: bytes, site: Path) -> Starlette:
         Route("/confirm", confirm_page, methods=["GET"]),
         Route("/confirm", confirm, methods=["POST"]),
         *stats_routes(settings),  # /stats, /stats/<issue>: HTTP Basic, NEWSLETTER_STATS_PASSWORD (unset: 404)
-        Mount("/", StaticFiles(directory=site, html=True)),
+        Mount("/", SteadyFiles(directory=site, html=True)),
     ]
 
     @contextlib.asynccontextmanager
