@@ -35,6 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_subscribers import CONFIG  # noqa: E402 (the same workspace settings as the import bench)
+
 from newsletter.mailing.journal import Journal  # noqa: E402
 from newsletter.mailing.stats import issue_stats, overview  # noqa: E402
 from newsletter.mailing.store import Store, connect, transaction  # noqa: E402
@@ -46,17 +48,6 @@ SECTIONS = ("featured", "featured", "featured", "use_cases", "use_cases", "paper
             "outro")
 SOURCES = ("one-click (RFC 8058)", "one-click (RFC 8058)", "one-click (RFC 8058)", "unsubscribe page", "mailto")
 
-CONFIG = """\
-name: Bench Weekly
-lang: en
-from: "Editor <news@example.com>"
-base_url: https://news.example.com
-postal_address: 1 Example Street, Springfield
-about: A benchmark.
-unsubscribe:
-  url: https://news.example.com/unsubscribe?token={token}
-subscribers: subscribers.db
-"""
 
 
 def _iso(when: dt.datetime) -> str:
