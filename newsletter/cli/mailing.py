@@ -79,7 +79,7 @@ def send(ctx: click.Context, issue: Path | None, at: str | None, due: bool, test
         sys.exit(1)
     if report.counts["failed"]:
         sys.exit(3)
-    if report.counts["pending"] and limit is None:
+    if report.counts["pending"] > report.elsewhere and limit is None:
         click.echo(f"{report.counts['pending']} recipient(s) left pending.", err=True)  # why the exit is 1
         sys.exit(1)
 
@@ -167,7 +167,9 @@ def _print_report(report) -> None:
                f"{counts['failed']} failed, {counts['unknown']} unknown, {counts['pending']} pending"
                + (f", {counts['skipped']} skipped (unsubscribed meanwhile)." if counts["skipped"] else "."))
     _print_entries(report.failures, report.unknowns)
-    if counts["pending"] and not report.stopped:
+    if report.elsewhere:
+        click.echo(f"{report.elsewhere} pending recipient(s) are being sent by another process.")
+    if counts["pending"] > report.elsewhere and not report.stopped:
         click.echo("Run the same command again to send the rest.")
     elif counts["pending"]:
         click.echo("Run the same command again to send the rest once the cause is fixed.")

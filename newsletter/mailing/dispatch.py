@@ -2,7 +2,8 @@
 waits for the rate limit and delivers; what was not taken goes back with a not-before
 time, so a temporary failure never holds up its connection.
 
-Reading pages of pending rows, retry times and the rules that stop a run early live
+Reading pages of pending rows (on PostgreSQL, claiming batches of them, shared with
+any other sender of the issue), retry times and the rules that stop a run early live
 here; the journal's writes go through ``commits.Writer``.
 """
 
@@ -19,6 +20,7 @@ from newsletter.config import Smtp
 from newsletter.errors import NewsletterError
 from newsletter.mailing.commits import Writer
 from newsletter.mailing.journal import Journal, Task
+from newsletter.mailing.leases import SharedRate
 from newsletter.mailing.personalize import MessageTemplate
 from newsletter.mailing.transport import Connection, ConnectionLost, Delivery, RateLimiter, backoff
 
@@ -41,7 +43,10 @@ class Dispatch:
                  progress: Progress | None):
         self.template, self.smtp, self.journal, self.writer = template, smtp, journal, writer
         self.todo, self.progress = todo, progress
-        self.rate = RateLimiter(smtp.rate)
+        # PostgreSQL: the rate is shared by every sender of the database, not each one's
+        self.rate = SharedRate(journal.db, smtp.rate) if journal.shared else RateLimiter(smtp.rate)
+        # a claim small enough that other senders get their share, large enough to save round trips
+        self.batch = min(PAGE, max(8, 4 * smtp.connections))
         self.cond = threading.Condition()
         self.fresh: collections.deque[Task] = collections.deque()
         self.retries: list[_Retry] = []
@@ -72,7 +77,10 @@ class Dispatch:
                     self.in_flight += 1
                     return retry.task, retry.attempts
                 if not self.fresh and not self.exhausted and self.taken < self.todo:
-                    page = self.journal.pending(self.after, min(PAGE, self.todo - self.taken))
+                    if self.journal.shared:  # empty: the rest is sent, or held by live senders
+                        page = self.journal.claim(min(self.batch, self.todo - self.taken))
+                    else:
+                        page = self.journal.pending(self.after, min(PAGE, self.todo - self.taken))
                     if page:
                         self.after = page[-1].rowid
                         self.fresh.extend(page)

@@ -12,9 +12,9 @@ So a row found ``sending`` after a crash may have been delivered: it becomes
 never handed over. The first run fixes who the issue is for; reruns resume that
 audience only, unless ``--include-new`` (everyone not in it yet) or ``--where`` (those
 of a segment not in it yet: segments in turn, nobody twice), each noted in
-``sends.segments``. One process sends an issue at a time, on any host (``acquire``).
-Reads (``pending``: a page) and writes (``commits``: marks, outcomes) are kept apart,
-so that a send shared by several processes can claim its pages instead.
+``sends.segments``. On SQLite one process sends an issue at a time (``acquire``); on
+PostgreSQL any number, on any host, each claiming its batches (``leases``). Reads
+(``pending``, ``claim``) and writes (``commits``: marks, outcomes) are kept apart.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from newsletter.errors import NewsletterError
+from newsletter.mailing import leases
 from newsletter.mailing.db import Database
+from newsletter.mailing.dialects import POSTGRES
 from newsletter.mailing.personalize import Recipient
 from newsletter.mailing.schema import ORDER
 from newsletter.mailing.segments import Segment
@@ -74,6 +76,15 @@ class Journal:
         self.target, self.issue, self.db = target, issue, connect(target)
         self.order = ORDER[self.db.dialect]  # the column of the journal's order
         self.lock = f"send of issue {issue}"  # PostgreSQL: who sends, and pruning, take turns
+        self.me = this_process()
+        self.shared = self.db.dialect == POSTGRES  # several senders, each writing only the rows it claimed
+        mine = " AND owner = ?" if self.shared else ""
+        self._mark = ("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE issue = ?"
+                      f" AND email_key = ? AND state = 'pending'{mine} AND EXISTS"
+                      " (SELECT 1 FROM subscribers s WHERE s.email_key = ? AND s.status = 'subscribed')")
+        self._record = ("UPDATE deliveries SET state = ?, code = ?, detail = ?, kind = ?, updated_at = ?"
+                        f" WHERE issue = ? AND email_key = ? AND state IN ('pending', 'sending'){mine}")
+        self._mine = (self.me,) if self.shared else ()
 
     def close(self) -> None:
         self.db.close()
@@ -81,12 +92,13 @@ class Journal:
     # -- who sends, and to whom -------------------------------------------------------
 
     def acquire(self) -> None:
-        """Become the one process sending this issue, or say who already is."""
-        me = this_process()
+        """Become the one process sending this issue, or say who already is; on
+        PostgreSQL, one more sender of it (the audience is still fixed once, in ``begin``)."""
+        me = self.me
         with self.db.transaction(self.lock) as db:
             row = db.execute("SELECT owner, heartbeat, started_at FROM sends WHERE issue = ?",
                              (self.issue,)).fetchone()
-            if row and row[0] and row[0] != me and _alive(row[0], row[1]):
+            if not self.shared and row and row[0] and row[0] != me and _alive(row[0], row[1]):
                 pid, _, host = row[0].partition("@")
                 raise SendRunning(f"issue {self.issue} is being sent already, by process {pid} on {host}",
                                   hint="wait for it to finish, or stop it; a rerun then resumes")
@@ -104,7 +116,9 @@ class Journal:
         return None
 
     def release(self) -> None:
-        self.db.execute("UPDATE sends SET owner = '' WHERE issue = ? AND owner = ?", (self.issue, this_process()))
+        if self.shared:  # what this run claimed and never handed over goes back to the others
+            leases.unclaim(self.db, self.issue, self.me)
+        self.db.execute("UPDATE sends SET owner = '' WHERE issue = ? AND owner = ?", (self.issue, self.me))
 
     def started(self) -> bool:
         """Whether a send of this issue has fixed its audience already."""
@@ -142,9 +156,12 @@ class Journal:
                                   " no longer remembers")
         at = now()
         with self.db.transaction(self.lock) as db:
-            found = db.execute(
+            # on PostgreSQL, only the rows of senders that are gone (live ones are still sending theirs)
+            found = leases.reap(db, self.issue, self.me)[0] if self.shared else 0
+            found += db.execute(
                 "UPDATE deliveries SET state = 'unknown', detail = 'handed to the server when the send stopped;"
-                " fate unknown', updated_at = ? WHERE issue = ? AND state = 'sending'", (at, self.issue)).rowcount
+                " fate unknown', updated_at = ? WHERE issue = ? AND state = 'sending'"
+                + " AND (owner IS NULL OR owner = ?)" * self.shared, (at, self.issue, *self._mine)).rowcount
             first = not self.started()
             if where is not None or include_new or first:
                 self._extend(db, at, where, "first run" if first else "--where" if where else "--include-new")
@@ -152,10 +169,10 @@ class Journal:
                 db.execute("INSERT INTO published (issue, at, how) VALUES (?, ?, 'send') ON CONFLICT DO NOTHING",
                            (self.issue, at))
             if retry_unknown:
-                db.execute("UPDATE deliveries SET state = 'pending', updated_at = ?"
+                db.execute("UPDATE deliveries SET state = 'pending', owner = NULL, updated_at = ?"
                            " WHERE issue = ? AND state = 'unknown'", (at, self.issue))
             if retry_failed:
-                db.execute("UPDATE deliveries SET state = 'pending', code = NULL, detail = '', kind = '',"
+                db.execute("UPDATE deliveries SET state = 'pending', code = NULL, detail = '', kind = '', owner = NULL,"
                            " updated_at = ? WHERE issue = ? AND state = 'failed' AND kind != 'address'",
                            (at, self.issue))
             db.execute("UPDATE deliveries SET state = 'skipped', detail = 'not subscribed when the send reached it',"
@@ -199,30 +216,36 @@ class Journal:
         return [Task(rowid, key, Recipient(email, name, json.loads(fields)), status == "subscribed")
                 for rowid, key, email, name, fields, status in rows]
 
+    def claim(self, limit: int) -> list[Task]:
+        """PostgreSQL: claim up to ``limit`` pending rows for this process. An empty
+        claim first frees the rows of senders that are gone, then tries again."""
+        tasks = [Task(*row) for row in leases.claim(self.db, self.issue, self.me, limit)]
+        if not tasks:
+            with self.db.transaction(self.lock) as db:
+                leases.reap(db, self.issue, self.me)
+            tasks = [Task(*row) for row in leases.claim(self.db, self.issue, self.me, limit)]
+        return tasks
+
     # -- writes, made by the one writer thread (see ``commits``) ----------------------
 
     def mark_sending(self, db: Database, key: str, at: str) -> bool:
         """Mark a row ``sending``; False (and the row skipped) if its reader has left."""
-        changed = db.execute(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
-            " WHERE issue = ? AND email_key = ? AND state = 'pending' AND EXISTS"
-            " (SELECT 1 FROM subscribers s WHERE s.email_key = ? AND s.status = 'subscribed')",
-            (at, self.issue, key, key),
-        ).rowcount
+        # PostgreSQL: only while this process holds the row's claim (a lost claim: do not send)
+        changed = db.execute(self._mark, (at, self.issue, key, *self._mine, key)).rowcount
         if not changed:
             self.record(db, key, Delivery("skipped", None, "unsubscribed during the send"), at)
         return bool(changed)
 
     def record(self, db: Database, key: str, d: Delivery, at: str) -> None:
         """Record an outcome: sent, failed, unknown or skipped."""
-        db.execute("UPDATE deliveries SET state = ?, code = ?, detail = ?, kind = ?, updated_at = ?"
-                   " WHERE issue = ? AND email_key = ? AND state IN ('pending', 'sending')",
-                   (d.status, d.code, d.detail, d.kind, at, self.issue, key))
-        if d.bounced:
+        changed = db.execute(self._record, (d.status, d.code, d.detail, d.kind, at, self.issue, key, *self._mine))
+        if d.bounced and (changed.rowcount or not self.shared):
             change_status(db, key, "bounced", f"send of issue {self.issue}", d.detail)
 
     def heartbeat(self, db: Database) -> None:
         db.execute("UPDATE sends SET heartbeat = ? WHERE issue = ?", (time.time(), self.issue))
+        if self.shared:
+            leases.renew(db, self.issue, self.me)
 
     def settle(self) -> int:
         """After a run's workers have stopped: any row still ``sending`` was handed to a
@@ -230,8 +253,8 @@ class Journal:
         with self.db.transaction() as db:
             return db.execute(
                 "UPDATE deliveries SET state = 'unknown', detail = 'the connection was lost after the message"
-                " was handed over', updated_at = ? WHERE issue = ? AND state = 'sending'", (now(), self.issue),
-            ).rowcount
+                " was handed over', updated_at = ? WHERE issue = ? AND state = 'sending'"
+                + " AND owner = ?" * self.shared, (now(), self.issue, *self._mine)).rowcount
 
     # -- what happened ----------------------------------------------------------------
 
@@ -262,39 +285,13 @@ class Journal:
         return [Entry(*row) for row in rows]
 
     def prune(self) -> dict[str, int]:
-        """Drop the rows of a finished send that need no look (sent, skipped), keeping
-        their totals; failed and unknown rows stay. Refused while anything is pending."""
-        with self.db.transaction(self.lock) as db:
-            row = db.execute("SELECT owner, heartbeat, pruned FROM sends WHERE issue = ?", (self.issue,)).fetchone()
-            if row is None:
-                raise NewsletterError(f"issue {self.issue} has no send to prune")
-            if row[0] and _alive(row[0], row[1]):
-                raise SendRunning(f"issue {self.issue} is being sent now; prune it when the send is done")
-            open_rows = db.execute("SELECT count(*) FROM deliveries WHERE issue = ? AND state IN"
-                                   " ('pending', 'sending')", (self.issue,)).fetchone()[0]
-            if open_rows:
-                raise NewsletterError(f"issue {self.issue} still has {open_rows} recipient(s) to send to",
-                                      hint="finish the send first; a pruned journal cannot resume")
-            totals = json.loads(row[2] or "{}")
-            for state, n in db.execute("SELECT state, count(*) FROM deliveries WHERE issue = ? AND state IN"
-                                       " ('sent', 'skipped') GROUP BY state", (self.issue,)):
-                totals[state] = totals.get(state, 0) + n
-            dropped = db.execute("DELETE FROM deliveries WHERE issue = ? AND state IN ('sent', 'skipped')",
-                                 (self.issue,)).rowcount
-            db.execute("UPDATE sends SET pruned = ? WHERE issue = ?", (json.dumps(totals), self.issue))
-        return {"dropped": dropped, **totals}
+        """Drop the rows of a finished send that need no look (see ``pruning``)."""
+        from newsletter.mailing.pruning import prune
+        return prune(self)
 
 
 def _alive(owner: str, heartbeat: float) -> bool:
     """Whether the process named ``pid@host`` still runs: asked of the system on this
     host, judged by its heartbeat on another."""
-    pid, _, host = owner.partition("@")
-    if host != socket.gethostname():
-        return time.time() - heartbeat < STALE_AFTER
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
+    gone = leases.gone(owner)
+    return time.time() - heartbeat < STALE_AFTER if gone is None else not gone

@@ -180,4 +180,11 @@ MIGRATIONS: list[Migration] = [
     """
     ALTER TABLE sends ADD COLUMN segments TEXT NOT NULL DEFAULT '[]';  -- JSON [{at, how, where, added}]
     """,
+    # 7: several senders of one issue (PostgreSQL; SQLite has the columns, unused): who
+    # claimed a pending row and until when, and the shared rate budget of every sender.
+    """
+    ALTER TABLE deliveries ADD COLUMN owner TEXT;        -- pid@host of the sender that claimed it
+    ALTER TABLE deliveries ADD COLUMN lease_until REAL;  -- unix time the claim runs out unless renewed
+    CREATE TABLE rates (name TEXT PRIMARY KEY, next_at REAL NOT NULL);  -- the next free slot (unix time)
+    """,
 ]

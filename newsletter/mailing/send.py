@@ -19,6 +19,7 @@ from newsletter.authoring.linkcheck import check_to_send
 from newsletter.authoring.render import Renderer
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
+from newsletter.mailing import leases
 from newsletter.mailing.bounces import return_path_for
 from newsletter.mailing.commits import Writer, journal_error
 from newsletter.mailing.dispatch import Dispatch, Progress
@@ -47,6 +48,7 @@ class Report(NamedTuple):
     interrupted: bool = False  # stopped by Ctrl-C, after the messages in flight
     stopped: NewsletterError | None = None  # why the run stopped before the end
     unknown: int = 0  # this run's messages handed over with no answer
+    elsewhere: int = 0  # PostgreSQL: pending rows another live sender of the issue holds
 
 
 def prepare(path: Path, settings: Settings, display: str, subject_prefix: str = "",
@@ -161,8 +163,9 @@ def _send(journal: Journal, template: MessageTemplate, settings: Settings, limit
         stopped = run.fatal or writer.failure
         if writer.failure is None:
             journal.settle()  # with a failed journal, a rerun settles what is left `sending`
+        elsewhere = leases.held_elsewhere(journal.db, journal.issue, journal.me) if journal.shared else 0
         return Report(run.sent, run.failed, journal.counts(), journal.entries("failed"), journal.entries("unknown"),
-                      recovered, interrupted, stopped, run.unknown)
+                      recovered, interrupted, stopped, run.unknown, elsewhere)
     finally:
         try:
             journal.release()
