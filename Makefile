@@ -55,7 +55,7 @@ wrk:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 
 # Every benchmark runs; the exit status is non-zero if any missed its target.
-bench: install browser smtp-sink wrk
+bench: install browser postgres smtp-sink wrk
 	$(PY) -m compileall -q newsletter
 	@status=0; \
 	$(PY) bench/bench_build.py || status=1; echo; \
@@ -63,6 +63,7 @@ bench: install browser smtp-sink wrk
 	$(PY) bench/bench_preview.py || status=1; echo; \
 	NEWSLETTER_SECRET=bench-secret $(PY) bench/bench_send.py || status=1; echo; \
 	$(PY) bench/bench_subscribers.py || status=1; echo; \
+	$(PY) bench/bench_postgres.py || status=1; echo; \
 	$(PY) bench/bench_stats.py || status=1; echo; \
 	$(PY) bench/bench_web.py || status=1; echo; \
 	$(PY) bench/bench_archive.py || status=1; echo; \
