@@ -24,16 +24,9 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, databases) -> Iterator[W
 @pytest.fixture
 def smtp():
     """A real SMTP server (aiosmtpd) on 127.0.0.1 that records what it receives."""
-    from aiosmtpd.controller import Controller
+    from support import SmtpRecorder, running
 
-    from support import SmtpRecorder, free_port
-
-    recorder = SmtpRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    recorder.port = controller.port
-    yield recorder
-    controller.stop()
+    yield from running(SmtpRecorder())
 
 
 @pytest.fixture

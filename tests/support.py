@@ -372,3 +372,15 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
             pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())), strict=True):
         path.write_bytes(data)
     return paths
+
+
+def running(recorder):
+    """``recorder`` (an aiosmtpd handler) served on a free 127.0.0.1 port until the
+    generator is closed: the body of an SMTP server fixture."""
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    recorder.port = controller.port
+    yield recorder
+    controller.stop()

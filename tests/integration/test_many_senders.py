@@ -14,9 +14,8 @@ import sys
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from support import SmtpRecorder, free_port, smtp_config
+from support import SmtpRecorder, running, smtp_config
 
 CONNECTIONS = 2
 PEOPLE = 120
@@ -42,12 +41,7 @@ class TimedRecorder(SmtpRecorder):
 
 @pytest.fixture
 def relay():
-    recorder = TimedRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    recorder.port = controller.port
-    yield recorder
-    controller.stop()
+    yield from running(TimedRecorder())
 
 
 def setup(ws, relay, people: int = PEOPLE, **smtp) -> list[str]:
